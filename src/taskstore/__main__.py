@@ -1,0 +1,3 @@
+from taskstore.server.cli import main
+
+raise SystemExit(main())

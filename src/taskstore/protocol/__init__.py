@@ -1,0 +1,51 @@
+"""Sans-IO RESP: requests in (``RequestReader``), replies out (``encode``)."""
+
+from taskstore.protocol.encoder import (
+    NULL_ARRAY,
+    OK,
+    PONG,
+    QUEUED,
+    ErrorReply,
+    Push,
+    Raw,
+    SimpleString,
+    Verbatim,
+    encode,
+    encode_into,
+    error_bytes,
+)
+from taskstore.protocol.reader import (
+    INLINE_MAX_SIZE,
+    MULTIBULK_MAX,
+    UNAUTH_MAX_ARGS,
+    UNAUTH_MAX_BULK,
+    ProtocolError,
+    QueryBufferLimit,
+    ReaderLimits,
+    RequestReader,
+    split_inline,
+)
+
+__all__ = [
+    "INLINE_MAX_SIZE",
+    "MULTIBULK_MAX",
+    "NULL_ARRAY",
+    "OK",
+    "PONG",
+    "QUEUED",
+    "UNAUTH_MAX_ARGS",
+    "UNAUTH_MAX_BULK",
+    "ErrorReply",
+    "ProtocolError",
+    "Push",
+    "QueryBufferLimit",
+    "Raw",
+    "ReaderLimits",
+    "RequestReader",
+    "SimpleString",
+    "Verbatim",
+    "encode",
+    "encode_into",
+    "error_bytes",
+    "split_inline",
+]

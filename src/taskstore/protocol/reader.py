@@ -1,0 +1,384 @@
+"""Sans-IO request reader: bytes in, commands (lists of bytes) out.
+
+Two paths share one buffer:
+
+* the fast path hands well-formed multibulk requests to ``hiredis.Reader``
+  (parsing in C is several times faster than any Python loop here);
+* the exact path is a Python transcription of Redis's ``processInlineBuffer`` /
+  ``processMultibulkBuffer``. It handles inline commands, blank lines, ``*0``/``*-1``,
+  partial commands at the end of the buffer, and decides every protocol error.
+
+The fast path only ever sees data whose top-level header was checked first, so hiredis
+never pre-allocates for a huge ``*N``. Anything it does not accept as plain bulk strings
+(non-bulk element types, odd lengths) is re-read by the exact path from the last known
+command boundary, so both paths give the same commands and the same errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import chain
+
+import hiredis
+
+#: Redis's PROTO_INLINE_MAX_SIZE: longest header or inline line accepted.
+INLINE_MAX_SIZE = 64 * 1024
+#: Redis's limit on the element count of one request.
+MULTIBULK_MAX = 1024 * 1024
+#: Before authentication (when auth is required) Redis accepts at most this much.
+UNAUTH_MAX_ARGS = 10
+UNAUTH_MAX_BULK = 16 * 1024
+
+_CRLF = b"\r\n"
+_STAR = 0x2A  # '*'
+
+
+class ProtocolError(Exception):
+    """A request that cannot be parsed; the text is the reply (without ``-``).
+
+    Redis answers it and then closes the connection.
+    """
+
+
+class QueryBufferLimit(Exception):
+    """The client sent more unparsed data than ``client_query_buffer_limit``."""
+
+
+def _string2ll(data: bytes | bytearray) -> int | None:
+    """Parse a decimal integer exactly as Redis's string2ll accepts it."""
+    n = len(data)
+    if n == 0 or n > 20:
+        return None
+    start = 1 if data[0] == 0x2D else 0  # '-'
+    if start == n:
+        return None
+    first = data[start]
+    if first == 0x30:  # '0'
+        return 0 if n == 1 else None
+    if not 0x31 <= first <= 0x39:
+        return None
+    for i in range(start + 1, n):
+        if not 0x30 <= data[i] <= 0x39:
+            return None
+    value = int(data)
+    if not -(2**63) <= value < 2**63:
+        return None
+    return value
+
+
+def split_inline(line: bytes) -> list[bytes] | None:
+    """Split an inline command like Redis's sdssplitargs; None on unbalanced quotes."""
+    if 0x22 not in line and 0x27 not in line:  # no quotes: plain whitespace split
+        return line.split()
+    args: list[bytes] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i] in b" \n\r\t\x0b\x0c":
+            i += 1
+        if i >= n:
+            return args
+        cur = bytearray()
+        inq = insq = False
+        while True:
+            if inq:
+                if i >= n:
+                    return None  # unterminated "
+                c = line[i]
+                if (
+                    c == 0x5C  # backslash
+                    and i + 3 < n
+                    and line[i + 1] == 0x78  # 'x'
+                    and _ishex(line[i + 2])
+                    and _ishex(line[i + 3])
+                ):
+                    cur.append(int(line[i + 2 : i + 4], 16))
+                    i += 3
+                elif c == 0x5C and i + 1 < n:
+                    i += 1
+                    c = line[i]
+                    cur.append({0x6E: 0x0A, 0x72: 0x0D, 0x74: 0x09, 0x62: 0x08, 0x61: 0x07}.get(c, c))
+                elif c == 0x22:
+                    # closing quote must be followed by a space or nothing
+                    if i + 1 < n and line[i + 1] not in b" \n\r\t\x0b\x0c":
+                        return None
+                    i += 1
+                    break
+                else:
+                    cur.append(c)
+            elif insq:
+                if i >= n:
+                    return None  # unterminated '
+                c = line[i]
+                if c == 0x5C and i + 1 < n and line[i + 1] == 0x27:
+                    i += 1
+                    cur.append(0x27)
+                elif c == 0x27:
+                    if i + 1 < n and line[i + 1] not in b" \n\r\t\x0b\x0c":
+                        return None
+                    i += 1
+                    break
+                else:
+                    cur.append(c)
+            else:
+                if i >= n:
+                    break
+                c = line[i]
+                if c in b" \n\r\t\x0b\x0c":
+                    i += 1
+                    break
+                if c == 0x22:
+                    inq = True
+                elif c == 0x27:
+                    insq = True
+                else:
+                    cur.append(c)
+            i += 1
+        args.append(bytes(cur))
+
+
+def _ishex(c: int) -> bool:
+    return 0x30 <= c <= 0x39 or 0x61 <= c <= 0x66 or 0x41 <= c <= 0x46
+
+
+@dataclass
+class ReaderLimits:
+    proto_max_bulk_len: int = 64 * 1024 * 1024
+    client_query_buffer_limit: int = 1024 * 1024 * 1024
+
+
+class RequestReader:
+    """Incremental request parser for one connection.
+
+    ``feed(data)`` then ``parse()``; ``parse`` returns the complete commands read so far
+    and the protocol error that stopped it, if any (the commands before an error are
+    still executed, as Redis does, then the error is sent and the connection closed).
+
+    Set ``unauthenticated`` while the client must authenticate first: Redis's small
+    pre-auth limits then apply and ``parse`` yields one command at a time, because the
+    next command's limits depend on whether this one authenticates.
+    """
+
+    __slots__ = ("_buf", "_hi", "_need", "_pos", "limits", "unauthenticated")
+
+    def __init__(self, limits: ReaderLimits | None = None) -> None:
+        self.limits = limits or ReaderLimits()
+        self.unauthenticated = False
+        self._buf = bytearray()
+        self._pos = 0
+        self._need = 0  # parse is pointless until the buffer holds this many bytes
+        # hiredis reader holding exactly _buf[_pos:], or None when out of sync
+        self._hi: hiredis.Reader | None = None
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+        if self._hi is not None:
+            self._hi.feed(data)
+        if len(self._buf) - self._pos > self.limits.client_query_buffer_limit:
+            raise QueryBufferLimit("closing client that reached max query buffer length")
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet parsed into commands."""
+        return len(self._buf) - self._pos
+
+    def parse(self) -> tuple[list[list[bytes]], ProtocolError | None]:
+        out: list[list[bytes]] = []
+        buf = self._buf
+        if len(buf) < self._need:
+            return out, None
+        self._need = 0
+        err: ProtocolError | None = None
+        try:
+            if self.unauthenticated:
+                cmd = self._parse_one_exact()
+                if cmd is not None:
+                    out.append(cmd)
+            else:
+                self._parse_all(out)
+        except ProtocolError as e:
+            err = e
+        self._compact()
+        return out, err
+
+    # -- internals --------------------------------------------------------
+
+    def _compact(self) -> None:
+        buf = self._buf
+        if self._pos >= len(buf):
+            buf.clear()
+            self._pos = 0
+        elif self._pos > 65536:
+            del buf[: self._pos]
+            self._pos = 0
+
+    def _parse_all(self, out: list[list[bytes]]) -> None:
+        buf = self._buf
+        end = len(buf)
+        # After the fast path refuses a batch, the exact path reads the rest of it:
+        # retrying hiredis after every request would copy the buffer over and over.
+        fast = True
+        while self._pos < end:
+            if fast and buf[self._pos] == _STAR:
+                if self._fast(out):
+                    return
+                fast = False
+            cmd = self._parse_one_exact()
+            if cmd is None:
+                if self._need or self._pos >= len(buf):
+                    return
+                continue  # an ignored empty request (blank line, *0, *-1)
+            out.append(cmd)
+
+    def _fast(self, out: list[list[bytes]]) -> bool:
+        """Read complete plain multibulk requests with hiredis; False to use the exact path.
+
+        Checks are per batch, not per command (Python work per command is what costs):
+        hiredis parses everything, then the batch is accepted only if every element is a
+        bulk string and the bytes it must have taken, computed from the parsed lengths,
+        land exactly on the end of the data (or on the start of a partial request).
+        """
+        buf = self._buf
+        pos = self._pos
+        end = len(buf)
+        # The first header is checked here, so hiredis never allocates for a count we
+        # would refuse; later headers in the batch only get a lazily-zeroed list at worst
+        # and the exact path re-checks any partial request before it can wait for data.
+        nl = buf.find(_CRLF, pos, pos + 12)
+        if nl < 0:
+            return False
+        try:
+            first = int(buf[pos + 1 : nl])  # hiredis re-checks the digits strictly
+        except ValueError:
+            return False
+        if not 0 < first <= MULTIBULK_MAX:
+            return False
+        hi = self._hi
+        if hi is None:
+            hi = self._hi = hiredis.Reader()
+            hi.feed(buf, pos, end - pos)
+        gets = hi.gets
+        cmds: list[list[bytes]] = []
+        append = cmds.append
+        try:
+            while (cmd := gets()) is not False:
+                append(cmd)
+            # TypeError here means an element or request that is not a bulk string array
+            lengths = list(map(len, chain.from_iterable(cmds)))
+        except (TypeError, hiredis.ProtocolError):
+            self._hi = None
+            return False
+        counts = list(map(len, cmds))
+        nargs = len(lengths)
+        # len(str([8, 36])) == digits + 2 * items: the digit count of every length
+        # header in one C call instead of a str() per element.
+        size = (
+            len(counts)
+            + len(str(counts))
+            + 3 * nargs
+            + sum(lengths)
+            + len(str(lengths))
+        )
+        tail = pos + size
+        partial = hi.has_data()
+        max_bulk = self.limits.proto_max_bulk_len
+        if (
+            not nargs
+            or (tail >= end if partial else tail != end)
+            or (nargs > MULTIBULK_MAX and max(counts) > MULTIBULK_MAX)
+            or (size > max_bulk and max(lengths) > max_bulk)
+        ):
+            # not plain canonical RESP: the exact path re-reads the batch and decides
+            self._hi = None
+            return False
+        if 0 in counts:  # "*0" requests are ignored, as Redis does
+            cmds = [c for c in cmds if c]
+        out += cmds
+        self._pos = tail
+        if partial:
+            # the exact path checks the partial request's headers now (limits, errors)
+            self._hi = None
+            return False
+        return True
+
+    def _parse_one_exact(self) -> list[bytes] | None:
+        """One request by Redis's rules, or None (need more data / ignored request)."""
+        buf = self._buf
+        pos = self._pos
+        if buf[pos] != _STAR:
+            return self._inline()
+        unauth = self.unauthenticated
+        nl = buf.find(b"\r", pos)
+        if nl < 0:
+            if len(buf) - pos > INLINE_MAX_SIZE:
+                raise ProtocolError("ERR Protocol error: too big mbulk count string")
+            self._need = len(buf) + 1
+            return None
+        if nl + 1 >= len(buf):  # wait for the \n
+            self._need = nl + 2
+            return None
+        count = _string2ll(buf[pos + 1 : nl])
+        if count is None or count > MULTIBULK_MAX:
+            raise ProtocolError("ERR Protocol error: invalid multibulk length")
+        if unauth and count > UNAUTH_MAX_ARGS:
+            raise ProtocolError("ERR Protocol error: unauthenticated multibulk length")
+        p = nl + 2
+        if count <= 0:
+            self._pos = p
+            self._hi = None
+            return None
+        args: list[bytes] = []
+        max_bulk = self.limits.proto_max_bulk_len
+        for _ in range(count):
+            if p >= len(buf):
+                self._need = p + 1
+                return None
+            nl = buf.find(b"\r", p)
+            if nl < 0:
+                if len(buf) - p > INLINE_MAX_SIZE:
+                    raise ProtocolError("ERR Protocol error: too big bulk count string")
+                self._need = len(buf) + 1
+                return None
+            if nl + 1 >= len(buf):
+                self._need = nl + 2
+                return None
+            if buf[p] != 0x24:  # '$'
+                raise ProtocolError(
+                    "ERR Protocol error: expected '$', got '%s'" % chr(buf[p])
+                )
+            size = _string2ll(buf[p + 1 : nl])
+            if size is None or size < 0 or size > max_bulk:
+                raise ProtocolError("ERR Protocol error: invalid bulk length")
+            if unauth and size > UNAUTH_MAX_BULK:
+                raise ProtocolError("ERR Protocol error: unauthenticated bulk length")
+            data_start = nl + 2
+            if len(buf) < data_start + size + 2:
+                self._need = data_start + size + 2
+                return None
+            args.append(bytes(buf[data_start : data_start + size]))
+            p = data_start + size + 2  # Redis skips the two bytes after the data unchecked
+        self._pos = p
+        self._hi = None
+        return args
+
+    def _inline(self) -> list[bytes] | None:
+        buf = self._buf
+        pos = self._pos
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            if len(buf) - pos > INLINE_MAX_SIZE:
+                raise ProtocolError("ERR Protocol error: too big inline request")
+            self._need = len(buf) + 1
+            return None
+        line_end = nl - 1 if nl > pos and buf[nl - 1] == 0x0D else nl
+        args = split_inline(bytes(buf[pos:line_end]))
+        if args is None:
+            raise ProtocolError("ERR Protocol error: unbalanced quotes in request")
+        self._pos = nl + 1
+        self._hi = None
+        if self.unauthenticated and len(args) > UNAUTH_MAX_ARGS:
+            raise ProtocolError("ERR Protocol error: unauthenticated multibulk length")
+        return args or None
+
+
+class _Resync(Exception):
+    """Internal: the fast path saw something only the exact path may judge."""

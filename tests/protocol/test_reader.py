@@ -1,0 +1,229 @@
+"""The sans-IO request reader: Redis's framing rules, limits and exact errors."""
+
+from __future__ import annotations
+
+import random
+import tracemalloc
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from taskstore.protocol import ProtocolError, QueryBufferLimit, ReaderLimits, RequestReader
+from taskstore.protocol.reader import split_inline
+
+
+def pack(*args: bytes) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def read_all(data: bytes, *, chunk: int | None = None, **limits: int):
+    """Feed ``data`` whole or in chunks; return (commands, error text or None)."""
+    r = RequestReader(ReaderLimits(**limits) if limits else None)
+    cmds: list[list[bytes]] = []
+    step = chunk or len(data) or 1
+    for i in range(0, max(len(data), 1), step):
+        r.feed(data[i : i + step])
+        got, err = r.parse()
+        cmds += got
+        if err is not None:
+            return cmds, str(err)
+    return cmds, None
+
+
+def both_ways(data: bytes, **limits: int):
+    """Whole, byte by byte and in random chunks must agree (fast path == exact path)."""
+    whole = read_all(data, **limits)
+    assert read_all(data, chunk=1, **limits) == whole
+    rnd = random.Random(len(data))
+    assert read_all(data, chunk=rnd.randint(1, 7), **limits) == whole
+    return whole
+
+
+def test_multibulk_pipeline() -> None:
+    data = pack(b"SET", b"k", b"v") + pack(b"GET", b"k") + pack(b"PING")
+    assert both_ways(data) == ([[b"SET", b"k", b"v"], [b"GET", b"k"], [b"PING"]], None)
+
+
+def test_binary_and_empty_arguments() -> None:
+    data = pack(b"ECHO", b"\r\n\x00*3\r\n$") + pack(b"ECHO", b"")
+    assert both_ways(data) == ([[b"ECHO", b"\r\n\x00*3\r\n$"], [b"ECHO", b""]], None)
+
+
+def test_inline_commands_and_quoting() -> None:
+    data = b'PING\r\nTASK.GET abc\nset "a b" \'c\\\'d\' "\\x41\\n\\t"\r\n'
+    assert both_ways(data) == (
+        [[b"PING"], [b"TASK.GET", b"abc"], [b"set", b"a b", b"c'd", b"A\n\t"]],
+        None,
+    )
+
+
+def test_mixed_inline_and_multibulk() -> None:
+    data = b"PING\r\n" + pack(b"ECHO", b"x") + b"ECHO y\r\n" + pack(b"PING")
+    assert both_ways(data) == ([[b"PING"], [b"ECHO", b"x"], [b"ECHO", b"y"], [b"PING"]], None)
+
+
+@pytest.mark.parametrize("empty", [b"\r\n", b"\n", b"   \r\n", b"*0\r\n", b"*-1\r\n", b"*-10\r\n"])
+def test_empty_requests_are_ignored(empty: bytes) -> None:
+    # protocol.tcl: "Handle an empty query", "Negative multibulk length"
+    assert both_ways(empty + pack(b"PING") + empty) == ([[b"PING"]], None)
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        # the cases of Redis's tests/unit/protocol.tcl
+        (b"*3000000000\r\n", "ERR Protocol error: invalid multibulk length"),
+        (b"*1048577\r\n", "ERR Protocol error: invalid multibulk length"),
+        (b"*abc\r\n", "ERR Protocol error: invalid multibulk length"),
+        (b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n", "ERR Protocol error: expected '$', got 'f'"),
+        (b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$-10\r\n", "ERR Protocol error: invalid bulk length"),
+        (b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$2000000000\r\n", "ERR Protocol error: invalid bulk length"),
+        (b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$blabla\r\n", "ERR Protocol error: invalid bulk length"),
+        (b"*1\r\nfoo\r\n", "ERR Protocol error: expected '$', got 'f'"),
+        (b'set """test-key""" test-value\r\nping\r\n', "ERR Protocol error: unbalanced quotes in request"),
+        (b'set "unterminated\r\n', "ERR Protocol error: unbalanced quotes in request"),
+        (b"set 'unterminated\r\n", "ERR Protocol error: unbalanced quotes in request"),
+        (b"*\x00\r\n", "ERR Protocol error: invalid multibulk length"),
+        # element types other than bulk strings
+        (b"*1\r\n+PING\r\n", "ERR Protocol error: expected '$', got '+'"),
+        (b"*2\r\n$3\r\nGET\r\n:5\r\n", "ERR Protocol error: expected '$', got ':'"),
+        (b"*2\r\n$3\r\nGET\r\n*1\r\n$1\r\na\r\n", "ERR Protocol error: expected '$', got '*'"),
+        # leading zeros, signs and spaces are not numbers to Redis
+        (b"*01\r\n$4\r\nPING\r\n", "ERR Protocol error: invalid multibulk length"),
+        (b"*1\r\n$04\r\nPING\r\n", "ERR Protocol error: invalid bulk length"),
+        (b"*1\r\n$+4\r\nPING\r\n", "ERR Protocol error: invalid bulk length"),
+        (b"*1\r\n$-0\r\n", "ERR Protocol error: invalid bulk length"),
+    ],
+)
+def test_protocol_errors(data: bytes, error: str) -> None:
+    cmds, err = both_ways(data)
+    assert err == error
+
+
+def test_commands_before_an_error_are_kept() -> None:
+    data = pack(b"PING") + pack(b"ECHO", b"a") + b"*1\r\nfoo\r\n" + pack(b"PING")
+    assert both_ways(data) == ([[b"PING"], [b"ECHO", b"a"]], "ERR Protocol error: expected '$', got 'f'")
+
+
+def test_bulk_length_limit_is_configurable() -> None:
+    ok = pack(b"ECHO", b"x" * 100)
+    assert both_ways(ok, proto_max_bulk_len=100)[1] is None
+    too_big = pack(b"ECHO", b"x" * 101)
+    assert both_ways(too_big, proto_max_bulk_len=100)[1] == "ERR Protocol error: invalid bulk length"
+
+
+def test_too_big_header_and_inline_lines() -> None:
+    assert read_all(b"*" + b"1" * 70000)[1] == "ERR Protocol error: too big mbulk count string"
+    assert read_all(b"*1\r\n$" + b"1" * 70000)[1] == "ERR Protocol error: too big bulk count string"
+    assert read_all(b"PING " + b"x" * 70000)[1] == "ERR Protocol error: too big inline request"
+    # a long inline line that does end in time is fine
+    assert read_all(b"ECHO " + b"x" * 60000 + b"\r\n")[0] == [[b"ECHO", b"x" * 60000]]
+
+
+def test_unauthenticated_limits() -> None:
+    def unauth(data: bytes):
+        r = RequestReader()
+        r.unauthenticated = True
+        r.feed(data)
+        return r.parse()
+
+    assert unauth(pack(*[b"a"] * 10)) == ([[b"a"] * 10], None)
+    assert str(unauth(pack(*[b"a"] * 11))[1]) == "ERR Protocol error: unauthenticated multibulk length"
+    assert str(unauth(pack(b"AUTH", b"x" * 16385))[1]) == "ERR Protocol error: unauthenticated bulk length"
+    assert unauth(pack(b"AUTH", b"x" * 16384))[1] is None
+    assert str(unauth(b"a " * 11 + b"\r\n")[1]) == "ERR Protocol error: unauthenticated multibulk length"
+    # one command per parse() while unauthenticated: the next one's limits may change
+    r = RequestReader()
+    r.unauthenticated = True
+    r.feed(pack(b"AUTH", b"pw") + pack(b"PING"))
+    assert r.parse() == ([[b"AUTH", b"pw"]], None)
+    r.unauthenticated = False
+    assert r.parse() == ([[b"PING"]], None)
+
+
+def test_query_buffer_limit() -> None:
+    r = RequestReader(ReaderLimits(client_query_buffer_limit=1024))
+    r.feed(b"*1\r\n$2000\r\n" + b"x" * 1000)
+    with pytest.raises(QueryBufferLimit):
+        r.feed(b"x" * 100)
+
+
+def test_declared_sizes_reserve_no_memory() -> None:
+    """*N and $N headers cost what was sent, not what they announce."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        readers = []
+        for header in (b"*1048576\r\n", b"*2\r\n$67108864\r\n", b"*1000\r\n$1\r\na\r\n"):
+            r = RequestReader()
+            r.feed(header)
+            assert r.parse() == ([], None)
+            readers.append(r)
+        grown = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, grown
+    assert read_all(b"*200000000\r\n")[1] == "ERR Protocol error: invalid multibulk length"
+    assert read_all(b"*1\r\n$2000000000\r\n")[1] == "ERR Protocol error: invalid bulk length"
+
+
+def test_large_value_arrives_in_pieces() -> None:
+    value = bytes(range(256)) * 4096  # 1 MiB
+    data = pack(b"SET", b"k", value) + pack(b"PING")
+    assert read_all(data, chunk=65536) == ([[b"SET", b"k", value], [b"PING"]], None)
+
+
+@pytest.mark.parametrize(
+    ("line", "args"),
+    [
+        (b"a b  c", [b"a", b"b", b"c"]),
+        (b'"a\\"b"', [b'a"b']),
+        (b"'a\"b'", [b'a"b']),
+        (b'"\\x4a\\x4B"', [b"JK"]),
+        (b'"\\xzz"', [b"xzz"]),
+        (b'""', [b""]),
+        (b'"a"b', None),
+        (b"'a'b", None),
+        (b"", []),
+    ],
+)
+def test_split_inline(line: bytes, args: list[bytes] | None) -> None:
+    assert split_inline(line) == args
+
+
+_arg = st.binary(max_size=40)
+_cmd = st.lists(_arg, min_size=1, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_cmd, min_size=1, max_size=30), st.data())
+def test_any_split_gives_the_same_commands(cmds: list[list[bytes]], data: st.DataObject) -> None:
+    stream = b"".join(pack(*c) for c in cmds)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    r = RequestReader()
+    got: list[list[bytes]] = []
+    last = 0
+    for cut in [*cuts, len(stream)]:
+        r.feed(stream[last:cut])
+        last = cut
+        out, err = r.parse()
+        assert err is None
+        got += out
+    assert got == cmds
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200))
+def test_garbage_never_crashes_and_paths_agree(data: bytes) -> None:
+    whole = read_all(data)
+    assert read_all(data, chunk=1) == whole
+    if whole[1] is not None:
+        assert whole[1].startswith("ERR Protocol error: ")
+
+
+def test_protocol_error_type() -> None:
+    assert issubclass(ProtocolError, Exception)
