@@ -136,6 +136,18 @@ def split_inline(line: bytes) -> list[bytes] | None:
         args.append(bytes(cur))
 
 
+def _find_c(buf: bytearray, char: bytes, start: int) -> int:
+    """Find ``char`` as Redis's strchr() does on its query buffer: a NUL byte ends the search.
+
+    So ``*\x00\r\n`` is not a complete header to Redis: it waits for more data (and
+    eventually answers "too big ... string"), and so do we.
+    """
+    i = buf.find(char, start)
+    if i < 0:
+        return -1
+    return -1 if buf.find(b"\x00", start, i) >= 0 else i
+
+
 def _ishex(c: int) -> bool:
     return 0x30 <= c <= 0x39 or 0x61 <= c <= 0x66 or 0x41 <= c <= 0x46
 
@@ -209,6 +221,8 @@ class RequestReader:
             self._pos = 0
         elif self._pos > 65536:
             del buf[: self._pos]
+            if self._need:
+                self._need -= self._pos
             self._pos = 0
 
     def _parse_all(self, out: list[list[bytes]]) -> None:
@@ -307,7 +321,7 @@ class RequestReader:
         if buf[pos] != _STAR:
             return self._inline()
         unauth = self.unauthenticated
-        nl = buf.find(b"\r", pos)
+        nl = _find_c(buf, b"\r", pos)
         if nl < 0:
             if len(buf) - pos > INLINE_MAX_SIZE:
                 raise ProtocolError("ERR Protocol error: too big mbulk count string")
@@ -332,7 +346,7 @@ class RequestReader:
             if p >= len(buf):
                 self._need = p + 1
                 return None
-            nl = buf.find(b"\r", p)
+            nl = _find_c(buf, b"\r", p)
             if nl < 0:
                 if len(buf) - p > INLINE_MAX_SIZE:
                     raise ProtocolError("ERR Protocol error: too big bulk count string")
@@ -363,7 +377,7 @@ class RequestReader:
     def _inline(self) -> list[bytes] | None:
         buf = self._buf
         pos = self._pos
-        nl = buf.find(b"\n", pos)
+        nl = _find_c(buf, b"\n", pos)
         if nl < 0:
             if len(buf) - pos > INLINE_MAX_SIZE:
                 raise ProtocolError("ERR Protocol error: too big inline request")

@@ -1,0 +1,1 @@
+"""asyncio glue: connections, the command table, the CLI and the in-process server."""

@@ -1,0 +1,272 @@
+"""The server object: listening sockets, the client registry, the task store and its
+background expiry sweep. Used by the CLI and directly, in-process:
+
+    async with taskstore.Server(port=0) as srv:
+        redis.asyncio.from_url(srv.url)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from taskstore import __version__
+from taskstore.server.config import ConfigError, ServerConfig
+from taskstore.server.connection import Connection
+from taskstore.store import TaskStore
+
+log = logging.getLogger("taskstore")
+
+#: Most due tasks evicted per sweep step; the sweep yields to the loop between steps.
+SWEEP_BATCH = 200
+#: Longest a sweep tick may keep the event loop busy.
+SWEEP_BUDGET_S = 0.002
+
+
+class Server:
+    """A taskstore server. Not started until ``start()`` / ``async with``."""
+
+    def __init__(self, config: ServerConfig | None = None, **settings: Any) -> None:
+        if config is None:
+            config = ServerConfig.build(**settings)
+        elif settings:
+            for name, value in settings.items():
+                config.set(name, value)
+            config.validate()
+        self.config = config
+        self.store = TaskStore(config.store_config(), config.security_config())
+        self.security = config.security_config()
+        self.clients: dict[int, Connection] = {}
+        self.stats: Counter[str] = Counter()
+        self.run_id = secrets.token_hex(20)
+        self.started_at = time.time()
+        self._ids = itertools.count(1)
+        self._servers: list[asyncio.AbstractServer] = []
+        self._background: list[asyncio.Task[None]] = []
+        self._stopped: asyncio.Event | None = None
+        self._port = 0
+
+    # -- lifecycle --------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        cfg = self.config
+        port = cfg.port
+        try:
+            for host in cfg.bind.split():
+                srv = await loop.create_server(
+                    lambda: Connection(self),
+                    host=host.lstrip("-"),
+                    port=port,
+                    reuse_address=True,
+                    backlog=511,
+                )
+                self._servers.append(srv)
+                if port == 0:  # later addresses share the port the first one got
+                    port = srv.sockets[0].getsockname()[1]
+        except OSError as e:
+            await self._close_listeners()
+            if e.errno in (98, 48):  # EADDRINUSE on Linux / macOS
+                raise ConfigError(f"port {cfg.port} is already in use ({cfg.bind})") from None
+            raise ConfigError(f"cannot listen on {cfg.bind}:{cfg.port}: {e.strerror}") from None
+        self._port = port
+        self.started_at = time.time()
+        self._background.append(loop.create_task(self._sweep_loop()))
+        self._background.append(loop.create_task(self._idle_loop()))
+
+    async def stop(self) -> None:
+        """Stop accepting, let written replies go out, close every client."""
+        await self._close_listeners()
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._background.clear()
+        for conn in list(self.clients.values()):
+            conn.close()
+        # transports flush their buffers before closing; give them a moment
+        deadline = time.monotonic() + 1.0
+        while self.clients and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        for conn in list(self.clients.values()):
+            if conn.transport is not None:
+                conn.transport.abort()
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def _close_listeners(self) -> None:
+        for srv in self._servers:
+            srv.close()
+        self._servers.clear()
+
+    def request_shutdown(self) -> None:
+        """Ask the server to stop (SHUTDOWN, signals); returns at once."""
+        loop = asyncio.get_running_loop()
+        loop.create_task(self.stop())
+
+    async def wait_stopped(self) -> None:
+        assert self._stopped is not None, "server not started"
+        await self._stopped.wait()
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def host(self) -> str:
+        return self.config.bind.split()[0].lstrip("-")
+
+    @property
+    def url(self) -> str:
+        host = self.host
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"redis://{host}:{self._port}"
+
+    @property
+    def uptime(self) -> float:
+        return time.time() - self.started_at
+
+    # -- clients ----------------------------------------------------------
+
+    def register(self, conn: Connection) -> int:
+        cid = next(self._ids)
+        self.clients[cid] = conn
+        self.stats["total_connections_received"] += 1
+        return cid
+
+    def unregister(self, conn: Connection) -> None:
+        self.clients.pop(conn.id, None)
+
+    def apply_setting(self, name: str) -> None:
+        """React to a CONFIG SET of a runtime setting."""
+        if name == "requirepass" or name == "allow_anonymous":
+            self.security = self.config.security_config()
+
+    # -- background work --------------------------------------------------
+
+    async def _sweep_loop(self) -> None:
+        """Active expiry: evict due tasks in small steps so clients are never stalled."""
+        store = self.store
+        while True:
+            await asyncio.sleep(1 / self.config.hz)
+            deadline = time.perf_counter() + SWEEP_BUDGET_S
+            while True:
+                evicted = store.sweep(SWEEP_BATCH)
+                if evicted < SWEEP_BATCH:
+                    break
+                if time.perf_counter() >= deadline:
+                    await asyncio.sleep(0)  # let clients run, then carry on
+                    deadline = time.perf_counter() + SWEEP_BUDGET_S
+
+    async def _idle_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            timeout = self.config.timeout
+            if not timeout:
+                continue
+            limit = time.monotonic() - timeout
+            for conn in list(self.clients.values()):
+                if conn.last_interaction < limit:
+                    log.info("closing idle client %s", conn.describe())
+                    conn.close()
+
+
+class ServerThread:
+    """Run a server on its own event loop in a background thread, for synchronous code.
+
+        with taskstore.ServerThread(port=0) as srv:
+            redis.Redis.from_url(srv.url).ping()
+    """
+
+    def __init__(self, config: ServerConfig | None = None, **settings: Any) -> None:
+        self.server = Server(config, **settings)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self) -> ServerThread:
+        self._thread = threading.Thread(target=self._run, name="taskstore", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self.server.start())
+        except BaseException as e:
+            self._error = e
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_until_complete(self.server.wait_stopped())
+        finally:
+            loop.close()
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or not thread.is_alive():
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.server.stop(), loop).result(timeout=5)
+        except RuntimeError:
+            pass  # loop already closed (SHUTDOWN from a client)
+        thread.join(timeout=5)
+
+    def __enter__(self) -> Server:
+        self.start()
+        return self.server
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def memory_rss() -> int:
+    """Resident set size of this process in bytes (Linux), 0 when unknown."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

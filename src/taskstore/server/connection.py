@@ -1,0 +1,278 @@
+"""One client connection: frames requests, runs them in order, writes the replies of one
+read with one write, and applies flow control and the per-client limits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from taskstore.protocol import (
+    QUEUED,
+    ErrorReply,
+    QueryBufferLimit,
+    ReaderLimits,
+    RequestReader,
+    encode_into,
+    error_bytes,
+)
+from taskstore.server.commands import TABLE, Command, CommandError
+from taskstore.store import TaskError
+
+if TYPE_CHECKING:
+    from taskstore.server.app import Server
+
+log = logging.getLogger("taskstore")
+
+# Commands that run at once inside MULTI instead of being queued.
+_MULTI_IMMEDIATE = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
+_NOAUTH = "NOAUTH Authentication required."
+
+
+class Connection(asyncio.Protocol):
+    __slots__ = (
+        "addr",
+        "authenticated",
+        "closing",
+        "created",
+        "db",
+        "id",
+        "last_cmd",
+        "last_interaction",
+        "laddr",
+        "lib_name",
+        "lib_ver",
+        "multi",
+        "multi_dirty",
+        "name",
+        "no_evict",
+        "no_touch",
+        "paused",
+        "reader",
+        "resp3",
+        "server",
+        "transport",
+        "user",
+    )
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.id = 0
+        self.name = ""
+        self.lib_name = ""
+        self.lib_ver = ""
+        self.resp3 = False
+        self.user = "default"
+        self.authenticated = not server.config.requirepass
+        self.db = 0
+        self.multi: list[tuple[Command, list[bytes]]] | None = None
+        self.multi_dirty = False
+        self.closing = False
+        self.paused = False
+        self.no_evict = False
+        self.no_touch = False
+        self.addr = ""
+        self.laddr = ""
+        self.created = time.monotonic()
+        self.last_interaction = self.created
+        self.last_cmd = "NULL"
+        cfg = server.config
+        self.reader = RequestReader(
+            ReaderLimits(cfg.proto_max_bulk_len, cfg.client_query_buffer_limit)
+        )
+        self.reader.unauthenticated = not self.authenticated
+
+    # -- identity ---------------------------------------------------------
+
+    @property
+    def owner(self) -> str:
+        """Whose tasks this connection sees (design.md §3)."""
+        if self.user == "default":
+            return self.server.security.default_owner
+        return self.user
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user == "default"
+
+    def require_admin(self, name: str) -> None:
+        if not self.is_admin:
+            raise CommandError(
+                f"NOPERM User {self.user} has no permissions to run the '{name}' command"
+            )
+
+    def set_authenticated(self, user: str) -> None:
+        self.user = user
+        self.authenticated = True
+        self.reader.unauthenticated = False
+
+    # -- asyncio.Protocol -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        server = self.server
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        self.addr = _format_addr(peer)
+        self.laddr = _format_addr(sock)
+        if len(server.clients) >= server.config.maxclients:
+            server.stats["rejected_connections"] += 1
+            transport.write(b"-ERR max number of clients reached\r\n")
+            self.closing = True
+            transport.close()
+            return
+        self.id = server.register(self)
+        high = server.config.client_output_high_water
+        transport.set_write_buffer_limits(high=high, low=high // 4)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        if self.id:
+            self.server.unregister(self)
+
+    def pause_writing(self) -> None:
+        # The client is not reading its replies: stop reading its requests until it does,
+        # so a pipelining client cannot make us buffer without bound.
+        self.paused = True
+        if self.transport is not None and not self.closing:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        reader = self.reader
+        try:
+            reader.feed(data)
+        except QueryBufferLimit as e:
+            log.warning("client %s: %s", self.describe(), e)
+            self.close()
+            return
+        self.last_interaction = time.monotonic()
+        out: list[bytes] = []
+        execute = self.execute
+        while True:
+            one_at_a_time = reader.unauthenticated
+            cmds, err = reader.parse()
+            for args in cmds:
+                execute(args, out)
+                if self.closing:
+                    break
+            if err is not None and not self.closing:
+                self.server.stats["protocol_errors"] += 1
+                log.debug("client %s: protocol error: %s", self.describe(), err)
+                out.append(error_bytes(str(err)))
+                self.closing = True
+            # Before authentication the reader yields one command at a time, because the
+            # limits for the next one depend on whether this one authenticated.
+            if self.closing or not cmds or not one_at_a_time or not reader.buffered:
+                break
+        transport = self.transport
+        if out and transport is not None:
+            transport.write(b"".join(out))
+        if self.closing and transport is not None:
+            transport.close()
+
+    # -- commands ---------------------------------------------------------
+
+    def execute(self, args: list[bytes], out: list[bytes]) -> None:
+        """Run one command and append its encoded reply to ``out``."""
+        cmd = TABLE.get(args[0].lower())
+        stats = self.server.stats
+        stats["total_commands_processed"] += 1
+        if cmd is None:
+            reply: Any = ErrorReply(_unknown_command(args))
+            self.multi_dirty = self.multi is not None
+        elif (cmd.arity > 0 and len(args) != cmd.arity) or len(args) < -cmd.arity:
+            reply = ErrorReply(f"ERR wrong number of arguments for '{cmd.name}' command")
+            self.multi_dirty = self.multi is not None
+        elif not self.authenticated and not cmd.noauth:
+            reply = ErrorReply(_NOAUTH)
+            self.multi_dirty = self.multi is not None
+        elif self.multi is not None and cmd.name not in _MULTI_IMMEDIATE:
+            if cmd.admin and not self.is_admin:
+                reply = ErrorReply(
+                    f"NOPERM User {self.user} has no permissions to run the '{cmd.name}' command"
+                )
+                self.multi_dirty = True
+            else:
+                self.multi.append((cmd, args))
+                reply = QUEUED
+        else:
+            reply = self.call(cmd, args)
+        encode_into(reply, out, self.resp3)
+
+    def call(self, cmd: Command, args: list[bytes]) -> Any:
+        """Run a known, arity-checked command; errors become error replies."""
+        self.last_cmd = cmd.name
+        try:
+            if cmd.admin and not self.is_admin:
+                self.require_admin(cmd.name)
+            return cmd.handler(self, args)
+        except (CommandError, TaskError) as e:
+            self.server.stats["total_error_replies"] += 1
+            return ErrorReply(str(e))
+        except Exception:
+            log.exception("command %s failed", cmd.name)
+            self.server.stats["total_error_replies"] += 1
+            return ErrorReply(f"ERR internal error running '{cmd.name}'")
+
+    # -- helpers ----------------------------------------------------------
+
+    def close(self) -> None:
+        """Close after the replies already written have been sent."""
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def describe(self) -> str:
+        return f"id={self.id} addr={self.addr} name={self.name}"
+
+    def info_line(self) -> str:
+        """One CLIENT LIST / CLIENT INFO line, in Redis's field order."""
+        now = time.monotonic()
+        flags = ("x" if self.multi is not None else "") + ("e" if self.no_evict else "")
+        transport = self.transport
+        omem = transport.get_write_buffer_size() if transport is not None else 0
+        qbuf = self.reader.buffered
+        return (
+            f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 name={self.name} "
+            f"age={int(now - self.created)} idle={int(now - self.last_interaction)} "
+            f"flags={flags or 'N'} db={self.db} sub=0 psub=0 ssub=0 "
+            f"multi={len(self.multi) if self.multi is not None else -1} "
+            f"qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 "
+            f"omem={omem} tot-mem={qbuf + omem} events=r cmd={self.last_cmd} "
+            f"user={self.user} redir=-1 resp={3 if self.resp3 else 2} "
+            f"lib-name={self.lib_name} lib-ver={self.lib_ver}"
+        )
+
+
+def _format_addr(addr: Any) -> str:
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = addr[0]
+        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+    return str(addr or "")
+
+
+def _unknown_command(args: list[bytes]) -> str:
+    """Redis's exact wording (clients match on it to fall back)."""
+    text = ""
+    for a in args[1:]:
+        if len(text) >= 128:
+            break
+        text += "'%s' " % a.decode("utf-8", "replace")[: 128 - len(text)]
+    return "ERR unknown command '%s', with args beginning with: %s" % (
+        args[0].decode("utf-8", "replace")[:128],
+        text,
+    )
+
+
+def unknown_command_error(args: list[bytes]) -> CommandError:
+    return CommandError(_unknown_command(args))

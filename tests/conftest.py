@@ -1,0 +1,148 @@
+"""Shared fixtures: in-process servers, taskstore in a subprocess, and a real redis-server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+
+if TYPE_CHECKING:
+    from taskstore.server.app import Server, ServerThread
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.01)
+    raise TimeoutError(f"nothing listening on port {port}")
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    """A fresh in-process taskstore on a free loopback port."""
+    from taskstore.server.app import ServerThread
+
+    with ServerThread(port=0) as srv:
+        yield srv
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., Server]]:
+    """Start in-process servers with settings; all are stopped after the test."""
+    from taskstore.server.app import ServerThread
+
+    runners: list[ServerThread] = []
+
+    def make(**settings: object) -> Server:
+        settings.setdefault("port", 0)
+        runner = ServerThread(**settings)
+        runner.start()
+        runners.append(runner)
+        return runner.server
+
+    yield make
+    for runner in runners:
+        runner.stop()
+
+
+@dataclass
+class Proc:
+    proc: subprocess.Popen[str]
+    port: int
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss(self) -> int:
+        """Resident memory of the process in bytes."""
+        with open(f"/proc/{self.pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.fixture
+def spawn_server() -> Iterator[Callable[..., Proc]]:
+    """Start ``python -m taskstore`` in a subprocess (for memory and signal tests)."""
+    procs: list[Proc] = []
+
+    def spawn(*args: str) -> Proc:
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "taskstore", "--port", str(port), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        p = Proc(proc, port)
+        procs.append(p)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "ready on" in line, line + (proc.stderr.read() if proc.stderr else "")
+        return p
+
+    yield spawn
+    for p in procs:
+        if p.proc.poll() is None:
+            p.proc.terminate()
+            try:
+                p.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                p.proc.kill()
+                p.proc.wait()
+        for stream in (p.proc.stdout, p.proc.stderr):
+            if stream:
+                stream.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[int]:
+    """A real redis-server (Debian package) for side-by-side comparisons; yields its port."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.fail("redis-server is not installed (apt-get install redis-server); .ci/run installs it")
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def need_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed (apt-get install redis-tools); .ci/run installs it")
+    return path
