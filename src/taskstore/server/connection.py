@@ -111,8 +111,8 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one
+        self.transport = transport  # type: ignore[assignment]
         server = self.server
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
