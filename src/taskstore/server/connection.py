@@ -48,6 +48,7 @@ class Connection(asyncio.Protocol):
         "name",
         "no_evict",
         "no_touch",
+        "password_auth",
         "paused",
         "reader",
         "resp3",
@@ -66,6 +67,7 @@ class Connection(asyncio.Protocol):
         self.resp3 = False
         self.user = "default"
         self.authenticated = not server.config.requirepass
+        self.password_auth = False  # authenticated against a configured password
         self.db = 0
         self.multi: list[tuple[Command, list[bytes]]] | None = None
         self.multi_dirty = False
@@ -103,10 +105,28 @@ class Connection(asyncio.Protocol):
                 f"NOPERM User {self.user} has no permissions to run the '{name}' command"
             )
 
-    def set_authenticated(self, user: str) -> None:
+    def set_authenticated(self, user: str, *, with_password: bool) -> None:
         self.user = user
         self.authenticated = True
+        self.password_auth = with_password
         self.reader.unauthenticated = False
+
+    def task_owner(self) -> str:
+        """The owner TASK commands act for; refuses anonymous use when it is off."""
+        user = self.user
+        if user == "default":
+            security = self.server.security
+            if not (security.allow_anonymous or self.password_auth):
+                raise CommandError(_NOAUTH)
+            return security.default_owner
+        return user
+
+    def impersonate(self, owner: str) -> str:
+        """``OWNER <id>``: only identities with the impersonate permission may act for others."""
+        self.task_owner()
+        raise CommandError(
+            f"NOPERM User {self.user} has no permissions to act as another owner"
+        )
 
     # -- asyncio.Protocol -------------------------------------------------
 

@@ -86,7 +86,7 @@ def reset(conn: Connection, args: list[bytes]) -> Any:
         conn.authenticated = False
         conn.reader.unauthenticated = True
     else:
-        conn.set_authenticated("default")
+        conn.set_authenticated("default", with_password=False)
     return SimpleString("RESET")
 
 
@@ -124,7 +124,7 @@ def auth(conn: Connection, args: list[bytes]) -> Any:
     if not check_password(conn, user, password):
         conn.server.stats["auth_failures"] += 1
         raise CommandError(_WRONGPASS)
-    conn.set_authenticated(user)
+    conn.set_authenticated(user, with_password=bool(conn.server.config.requirepass))
     return OK
 
 
@@ -187,7 +187,7 @@ def hello(conn: Connection, args: list[bytes]) -> Any:
         if not check_password(conn, user, password):
             conn.server.stats["auth_failures"] += 1
             raise CommandError(_WRONGPASS)
-        conn.set_authenticated(user)
+        conn.set_authenticated(user, with_password=bool(conn.server.config.requirepass))
     if not conn.authenticated:
         raise CommandError(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the "

@@ -1,0 +1,363 @@
+"""The TASK command family (design.md §5): parse the arguments, apply them to the store with
+the caller's owner, reply with the task's wire JSON."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from taskstore.protocol import OK
+from taskstore.server.commands.base import Arg, CommandError, command
+from taskstore.store import InvalidArgument, list_json, parse_status
+
+if TYPE_CHECKING:
+    from taskstore.server.connection import Connection
+
+_OWNER_ARG = Arg("owner", token="OWNER", optional=True)
+_GROUP = "task"
+
+
+def _text(raw: bytes) -> str:
+    # surrogateescape keeps any bytes round-trippable into error messages
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _utf8(raw: bytes, what: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgument(f"{what} must be valid UTF-8") from None
+
+
+def _int(raw: bytes, what: str) -> int:
+    value = int(raw) if raw.isdigit() else 0
+    if value < 1:
+        raise InvalidArgument(f"{what} must be a whole number >= 1")
+    return value
+
+
+def _options(
+    conn: Connection, args: list[bytes], start: int, names: frozenset[bytes]
+) -> tuple[str, dict[bytes, bytes]]:
+    """Parse ``KEY value`` options from ``start``; returns (owner, options).
+
+    ``OWNER`` is accepted on every command, from identities allowed to impersonate.
+    """
+    opts: dict[bytes, bytes] = {}
+    i = start
+    n = len(args)
+    while i < n:
+        key = args[i].upper()
+        if (key in names or key == b"OWNER") and i + 1 < n:
+            opts[key] = args[i + 1]
+            i += 2
+        else:
+            raise CommandError("ERR syntax error")
+    owner_raw = opts.pop(b"OWNER", None)
+    if owner_raw is None:
+        return conn.task_owner(), opts
+    return conn.impersonate(_text(owner_raw)), opts
+
+
+def _owner_only(conn: Connection, args: list[bytes], start: int) -> str:
+    if len(args) == start:  # the hot path: no options at all
+        return conn.task_owner()
+    return _options(conn, args, start, frozenset())[0]
+
+
+_CREATE_OPTS = frozenset({b"TTL", b"POLLINTERVAL", b"ID"})
+
+
+@command(
+    "task.create",
+    -2,
+    flags=("write", "denyoom", "fast"),
+    group=_GROUP,
+    summary="Creates a task in the working status and returns it.",
+    since="0.1.0",
+    complexity="O(log N) where N is the number of tasks of the owner",
+    arguments=(
+        Arg("method"),
+        Arg("ttl", token="TTL", optional=True),
+        Arg("poll-interval", "integer", token="POLLINTERVAL", optional=True),
+        Arg("id", token="ID", optional=True),
+        _OWNER_ARG,
+    ),
+    categories=("write", "fast"),
+)
+def task_create(conn: Connection, args: list[bytes]) -> Any:
+    owner, opts = _options(conn, args, 2, _CREATE_OPTS)
+    ttl_ms: int | None = None
+    unlimited = False
+    raw_ttl = opts.get(b"TTL")
+    if raw_ttl is not None:
+        if raw_ttl.upper() == b"NONE":
+            unlimited = True
+        else:
+            ttl_ms = int(raw_ttl) if raw_ttl.isdigit() else 0  # 0: the store's TTL error
+    poll = opts.get(b"POLLINTERVAL")
+    raw_id = opts.get(b"ID")
+    record = conn.server.store.create(
+        owner,
+        _utf8(args[1], "method"),
+        ttl_ms,
+        unlimited=unlimited,
+        poll_interval_ms=None if poll is None else _int(poll, "POLLINTERVAL"),
+        task_id=None if raw_id is None else _text(raw_id),
+    )
+    return record.wire_json()
+
+
+@command(
+    "task.get",
+    -2,
+    flags=("readonly", "fast"),
+    group=_GROUP,
+    summary="Returns a task (expired tasks too, until they are evicted).",
+    since="0.1.0",
+    arguments=(Arg("id"), _OWNER_ARG),
+    categories=("read", "fast"),
+)
+def task_get(conn: Connection, args: list[bytes]) -> Any:
+    if len(args) == 2:
+        return conn.server.store.get(conn.task_owner(), _text(args[1])).wire_json()
+    return conn.server.store.get(_owner_only(conn, args, 2), _text(args[1])).wire_json()
+
+
+_MESSAGE_OPTS = frozenset({b"MESSAGE"})
+
+
+@command(
+    "task.update",
+    -3,
+    flags=("write", "fast"),
+    group=_GROUP,
+    summary="Changes a task's status and/or status message.",
+    since="0.1.0",
+    arguments=(
+        Arg("id"),
+        Arg(
+            "status",
+            "oneof",
+            optional=True,
+            arguments=(
+                Arg("working", "pure-token", token="working"),
+                Arg("input_required", "pure-token", token="input_required"),
+                Arg("completed", "pure-token", token="completed"),
+                Arg("failed", "pure-token", token="failed"),
+                Arg("cancelled", "pure-token", token="cancelled"),
+            ),
+        ),
+        Arg("text", token="MESSAGE", optional=True),
+        _OWNER_ARG,
+    ),
+    categories=("write", "fast"),
+)
+def task_update(conn: Connection, args: list[bytes]) -> Any:
+    start = 2
+    status = None
+    if args[2].upper() not in (b"MESSAGE", b"OWNER"):
+        status = parse_status(_text(args[2]))
+        start = 3
+    owner, opts = _options(conn, args, start, _MESSAGE_OPTS)
+    raw_message = opts.get(b"MESSAGE")
+    if status is None and raw_message is None:
+        raise CommandError("ERR TASK.UPDATE needs a status, MESSAGE or both")
+    record = conn.server.store.update_status(
+        owner,
+        _text(args[1]),
+        status,
+        None if raw_message is None else _utf8(raw_message, "MESSAGE"),
+        set_message=raw_message is not None,
+    )
+    return record.wire_json()
+
+
+@command(
+    "task.setvars",
+    -3,
+    flags=("write", "denyoom"),
+    group=_GROUP,
+    summary="Merges a JSON object into a task's variables (null deletes a key).",
+    since="0.1.0",
+    complexity="O(N) where N is the size of the variables",
+    arguments=(Arg("id"), Arg("json-object"), _OWNER_ARG),
+    categories=("write",),
+)
+def task_setvars(conn: Connection, args: list[bytes]) -> Any:
+    owner = _owner_only(conn, args, 3)
+    return conn.server.store.set_variables(owner, _text(args[1]), args[2]).wire_json()
+
+
+@command(
+    "task.setresult",
+    -3,
+    flags=("write", "denyoom"),
+    group=_GROUP,
+    summary="Stores a task's result (any JSON value); the status does not change.",
+    since="0.1.0",
+    complexity="O(N) where N is the size of the result",
+    arguments=(Arg("id"), Arg("json"), _OWNER_ARG),
+    categories=("write",),
+)
+def task_setresult(conn: Connection, args: list[bytes]) -> Any:
+    owner = _owner_only(conn, args, 3)
+    conn.server.store.set_result(owner, _text(args[1]), args[2])
+    return OK
+
+
+_RESULT_OPTS = frozenset({b"BLOCK"})
+
+
+@command(
+    "task.result",
+    -2,
+    flags=("readonly",),
+    group=_GROUP,
+    summary="Returns a terminal task's result JSON.",
+    since="0.1.0",
+    arguments=(Arg("id"), Arg("timeout", "integer", token="BLOCK", optional=True), _OWNER_ARG),
+    categories=("read",),
+)
+def task_result(conn: Connection, args: list[bytes]) -> Any:
+    owner, opts = _options(conn, args, 2, _RESULT_OPTS)
+    if b"BLOCK" in opts:
+        raise CommandError(
+            "ERR TASK.RESULT BLOCK is not supported yet; poll TASK.GET until the task is terminal"
+        )
+    return conn.server.store.get_result(owner, _text(args[1]))
+
+
+@command(
+    "task.complete",
+    -4,
+    flags=("write", "denyoom"),
+    group=_GROUP,
+    summary="Sets a task's terminal status and its result together, or neither.",
+    since="0.1.0",
+    arguments=(
+        Arg("id"),
+        Arg(
+            "status",
+            "oneof",
+            arguments=(
+                Arg("completed", "pure-token", token="completed"),
+                Arg("failed", "pure-token", token="failed"),
+            ),
+        ),
+        Arg("json"),
+        Arg("text", token="MESSAGE", optional=True),
+        _OWNER_ARG,
+    ),
+    categories=("write",),
+)
+def task_complete(conn: Connection, args: list[bytes]) -> Any:
+    owner, opts = _options(conn, args, 4, _MESSAGE_OPTS)
+    raw_message = opts.get(b"MESSAGE")
+    record = conn.server.store.complete_with_result(
+        owner,
+        _text(args[1]),
+        parse_status(_text(args[2])),
+        args[3],
+        None if raw_message is None else _utf8(raw_message, "MESSAGE"),
+    )
+    return record.wire_json()
+
+
+@command(
+    "task.cancel",
+    -2,
+    flags=("write", "fast"),
+    group=_GROUP,
+    summary="Cancels a task that is not terminal yet.",
+    since="0.1.0",
+    arguments=(Arg("id"), Arg("text", token="MESSAGE", optional=True), _OWNER_ARG),
+    categories=("write", "fast"),
+)
+def task_cancel(conn: Connection, args: list[bytes]) -> Any:
+    owner, opts = _options(conn, args, 2, _MESSAGE_OPTS)
+    raw_message = opts.get(b"MESSAGE")
+    record = conn.server.store.cancel(
+        owner,
+        _text(args[1]),
+        None if raw_message is None else _utf8(raw_message, "MESSAGE"),
+    )
+    return record.wire_json()
+
+
+_LIST_OPTS = frozenset({b"CURSOR", b"LIMIT"})
+
+
+@command(
+    "task.list",
+    -1,
+    flags=("readonly",),
+    group=_GROUP,
+    summary="Lists the caller's tasks, newest first, a page at a time (MCP ListTasksResult).",
+    since="0.1.0",
+    complexity="O(log N + M): N tasks of the owner, M the page size",
+    arguments=(
+        Arg("cursor", token="CURSOR", optional=True),
+        Arg("count", "integer", token="LIMIT", optional=True),
+        _OWNER_ARG,
+    ),
+    categories=("read",),
+)
+def task_list(conn: Connection, args: list[bytes]) -> Any:
+    owner, opts = _options(conn, args, 1, _LIST_OPTS)
+    store = conn.server.store
+    raw_limit = opts.get(b"LIMIT")
+    # anything but digits becomes 0, which the store refuses with its range message
+    limit = None if raw_limit is None else int(raw_limit) if raw_limit.isdigit() else 0
+    raw_cursor = opts.get(b"CURSOR")
+    records, next_cursor = store.list(
+        owner, None if raw_cursor is None else _text(raw_cursor), limit
+    )
+    return list_json(records, next_cursor)
+
+
+@command(
+    "task.cleanup",
+    -1,
+    flags=("write",),
+    group=_GROUP,
+    summary="Evicts expired tasks now (the caller's; every owner's for admins); returns the count.",
+    since="0.1.0",
+    complexity="O(N) where N is the number of expired tasks",
+    arguments=(_OWNER_ARG,),
+    categories=("write", "slow"),
+)
+def task_cleanup(conn: Connection, args: list[bytes]) -> Any:
+    if len(args) == 1 and conn.is_admin:
+        conn.task_owner()  # anonymous-access check, as for every TASK command
+        return conn.server.store.cleanup_expired(None)
+    return conn.server.store.cleanup_expired(_owner_only(conn, args, 1))
+
+
+@command(
+    "task.config",
+    -1,
+    flags=("readonly", "fast"),
+    group=_GROUP,
+    summary="Returns the effective task store and security configuration.",
+    since="0.1.0",
+    arguments=(_OWNER_ARG,),
+    categories=("read", "fast"),
+)
+def task_config(conn: Connection, args: list[bytes]) -> Any:
+    _owner_only(conn, args, 1)
+    return dict(conn.server.store.config_items())
+
+
+@command(
+    "task.del",
+    -2,
+    flags=("write", "fast"),
+    group=_GROUP,
+    summary="Deletes a task; 1 if it existed, else 0.",
+    since="0.1.0",
+    arguments=(Arg("id"), _OWNER_ARG),
+    categories=("write", "fast"),
+)
+def task_del(conn: Connection, args: list[bytes]) -> Any:
+    owner = _owner_only(conn, args, 2)
+    return 1 if conn.server.store.delete(owner, _text(args[1])) else 0
