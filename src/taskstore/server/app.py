@@ -46,6 +46,7 @@ class Server:
         self.security = config.security_config()
         self.clients: dict[int, Connection] = {}
         self.stats: Counter[str] = Counter()
+        self.commands_processed = 0  # a plain int: bumped once per read on the hot path
         self.run_id = secrets.token_hex(20)
         self.started_at = time.time()
         self._ids = itertools.count(1)

@@ -177,16 +177,38 @@ class Connection(asyncio.Protocol):
             return
         self.last_interaction = time.monotonic()
         out: list[bytes] = []
-        execute = self.execute
+        lookup = TABLE.get
+        server = self.server
         while True:
             one_at_a_time = reader.unauthenticated
             cmds, err = reader.parse()
+            server.commands_processed += len(cmds)
             for args in cmds:
-                execute(args, out)
+                # The hot path, kept flat on purpose: a known command with the right number
+                # of arguments, from an authenticated client outside MULTI, needing no admin
+                # right. Everything else goes through dispatch_slow.
+                cmd = lookup(args[0].lower())
+                if (
+                    cmd is not None
+                    and cmd.min_args <= len(args) <= cmd.max_args
+                    and self.multi is None
+                    and self.authenticated
+                    and not cmd.admin
+                ):
+                    self.last_cmd = cmd.name
+                    try:
+                        reply = cmd.handler(self, args)
+                    except (CommandError, TaskError) as e:
+                        reply = self.error_reply(e)
+                    except Exception:
+                        reply = self.internal_error(cmd)
+                else:
+                    reply = self.dispatch_slow(cmd, args)
+                encode_into(reply, out, self.resp3)
                 if self.closing:
                     break
             if err is not None and not self.closing:
-                self.server.stats["protocol_errors"] += 1
+                server.stats["protocol_errors"] += 1
                 log.debug("client %s: protocol error: %s", self.describe(), err)
                 out.append(error_bytes(str(err)))
                 self.closing = True
@@ -202,32 +224,26 @@ class Connection(asyncio.Protocol):
 
     # -- commands ---------------------------------------------------------
 
-    def execute(self, args: list[bytes], out: list[bytes]) -> None:
-        """Run one command and append its encoded reply to ``out``."""
-        cmd = TABLE.get(args[0].lower())
-        stats = self.server.stats
-        stats["total_commands_processed"] += 1
+    def dispatch_slow(self, cmd: Command | None, args: list[bytes]) -> Any:
+        """Everything but the hot path: errors before execution, MULTI queueing, admin."""
         if cmd is None:
-            reply: Any = ErrorReply(_unknown_command(args))
             self.multi_dirty = self.multi is not None
-        elif (cmd.arity > 0 and len(args) != cmd.arity) or len(args) < -cmd.arity:
-            reply = ErrorReply(f"ERR wrong number of arguments for '{cmd.name}' command")
+            return ErrorReply(_unknown_command(args))
+        if not cmd.min_args <= len(args) <= cmd.max_args:
             self.multi_dirty = self.multi is not None
-        elif not self.authenticated and not cmd.noauth:
-            reply = ErrorReply(_NOAUTH)
+            return ErrorReply(f"ERR wrong number of arguments for '{cmd.name}' command")
+        if not self.authenticated and not cmd.noauth:
             self.multi_dirty = self.multi is not None
-        elif self.multi is not None and cmd.name not in _MULTI_IMMEDIATE:
+            return ErrorReply(_NOAUTH)
+        if self.multi is not None and cmd.name not in _MULTI_IMMEDIATE:
             if cmd.admin and not self.is_admin:
-                reply = ErrorReply(
+                self.multi_dirty = True
+                return ErrorReply(
                     f"NOPERM User {self.user} has no permissions to run the '{cmd.name}' command"
                 )
-                self.multi_dirty = True
-            else:
-                self.multi.append((cmd, args))
-                reply = QUEUED
-        else:
-            reply = self.call(cmd, args)
-        encode_into(reply, out, self.resp3)
+            self.multi.append((cmd, args))
+            return QUEUED
+        return self.call(cmd, args)
 
     def call(self, cmd: Command, args: list[bytes]) -> Any:
         """Run a known, arity-checked command; errors become error replies."""
@@ -237,12 +253,18 @@ class Connection(asyncio.Protocol):
                 self.require_admin(cmd.name)
             return cmd.handler(self, args)
         except (CommandError, TaskError) as e:
-            self.server.stats["total_error_replies"] += 1
-            return ErrorReply(str(e))
+            return self.error_reply(e)
         except Exception:
-            log.exception("command %s failed", cmd.name)
-            self.server.stats["total_error_replies"] += 1
-            return ErrorReply(f"ERR internal error running '{cmd.name}'")
+            return self.internal_error(cmd)
+
+    def error_reply(self, e: Exception) -> ErrorReply:
+        self.server.stats["total_error_replies"] += 1
+        return ErrorReply(str(e))
+
+    def internal_error(self, cmd: Command) -> ErrorReply:
+        log.exception("command %s failed", cmd.name)
+        self.server.stats["total_error_replies"] += 1
+        return ErrorReply(f"ERR internal error running '{cmd.name}'")
 
     # -- helpers ----------------------------------------------------------
 

@@ -69,10 +69,17 @@ class Command:
     noauth: bool = False  # allowed before authentication
     categories: tuple[str, ...] = ()
     subcommands: dict[str, Command] = field(default_factory=dict)
+    # derived from arity once, for the dispatch loop: len(args) must be in this range
+    min_args: int = 0
+    max_args: int = 0
 
-    @property
-    def display_name(self) -> str:
-        return self.name
+    def __post_init__(self) -> None:
+        self.set_arity(self.arity)
+
+    def set_arity(self, arity: int) -> None:
+        self.arity = arity
+        self.min_args = abs(arity)
+        self.max_args = arity if arity > 0 else 1 << 30
 
     def info(self) -> list[Any]:
         """The COMMAND INFO entry (Redis 7 layout: no keys, so no key specs)."""
@@ -169,9 +176,7 @@ def container(
                 "ERR unknown subcommand '%.128s'. Try %s HELP."
                 % (args[1].decode("utf-8", "replace"), name.upper())
             )
-        if (sub.arity > 0 and len(args) != sub.arity) or (
-            sub.arity < 0 and len(args) < -sub.arity
-        ):
+        if not sub.min_args <= len(args) <= sub.max_args:
             raise CommandError(f"ERR wrong number of arguments for '{sub.name}' command")
         conn.last_cmd = sub.name
         if sub.admin:

@@ -120,7 +120,7 @@ def info_sections(conn: Connection) -> dict[str, list[tuple[str, Any]]]:
         ],
         "stats": [
             ("total_connections_received", stats["total_connections_received"]),
-            ("total_commands_processed", stats["total_commands_processed"]),
+            ("total_commands_processed", server.commands_processed),
             ("instantaneous_ops_per_sec", 0),
             ("rejected_connections", stats["rejected_connections"]),
             ("expired_keys", store_stats.get("evicted_total", 0)),
@@ -217,7 +217,7 @@ def _command_root(conn: Connection, args: list[bytes]) -> Any:
 
 
 command_cmd.handler = _command_root
-command_cmd.arity = -1
+command_cmd.set_arity(-1)
 
 
 @command("count", 2, summary="Returns a count of commands.", parent=command_cmd)
@@ -405,6 +405,7 @@ def config_set(conn: Connection, args: list[bytes]) -> Any:
 @command("resetstat", 2, summary="Resets the server's statistics.", admin=True, parent=config_cmd)
 def config_resetstat(conn: Connection, args: list[bytes]) -> Any:
     conn.server.stats.clear()
+    conn.server.commands_processed = 0
     return OK
 
 
