@@ -53,6 +53,7 @@ class Server:
         self._servers: list[asyncio.AbstractServer] = []
         self._background: list[asyncio.Task[None]] = []
         self._stopped: asyncio.Event | None = None
+        self._stop_task: asyncio.Task[None] | None = None
         self._port = 0
 
     # -- lifecycle --------------------------------------------------------
@@ -61,6 +62,7 @@ class Server:
         loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         cfg = self.config
+        cfg.check_protected_mode()
         port = cfg.port
         try:
             for host in cfg.bind.split():
@@ -114,12 +116,14 @@ class Server:
 
     def request_shutdown(self) -> None:
         """Ask the server to stop (SHUTDOWN, signals); returns at once."""
-        loop = asyncio.get_running_loop()
-        loop.create_task(self.stop())
+        if self._stop_task is None:
+            self._stop_task = asyncio.get_running_loop().create_task(self.stop())
 
     async def wait_stopped(self) -> None:
         assert self._stopped is not None, "server not started"
         await self._stopped.wait()
+        if self._stop_task is not None:
+            await self._stop_task  # let a requested stop finish before the loop may close
 
     async def __aenter__(self) -> Server:
         await self.start()
@@ -219,28 +223,33 @@ class ServerThread:
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
+
+        async def main() -> None:
+            try:
+                await self.server.start()
+            except BaseException as e:
+                self._error = e
+                return
+            finally:
+                self._ready.set()
+            await self.server.wait_stopped()
+
         try:
-            loop.run_until_complete(self.server.start())
-        except BaseException as e:
-            self._error = e
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_until_complete(self.server.wait_stopped())
+            loop.run_until_complete(main())
         finally:
             loop.close()
 
     def stop(self) -> None:
+        """Stop the server and wait for its thread; safe to call in any state."""
         loop, thread = self._loop, self._thread
-        if loop is None or thread is None or not thread.is_alive():
+        if thread is None:
             return
-        try:
-            asyncio.run_coroutine_threadsafe(self.server.stop(), loop).result(timeout=5)
-        except RuntimeError:
-            pass  # loop already closed (SHUTDOWN from a client)
-        thread.join(timeout=5)
+        if loop is not None and thread.is_alive():
+            try:
+                loop.call_soon_threadsafe(self.server.request_shutdown)
+            except RuntimeError:
+                pass  # the loop already closed (start failed, or SHUTDOWN from a client)
+        thread.join(timeout=10)
 
     def __enter__(self) -> Server:
         self.start()

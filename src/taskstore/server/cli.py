@@ -69,17 +69,8 @@ def build_config(argv: list[str]) -> ServerConfig:
     path, flags = parse_args(argv)
     file_values = load_file(path) if path else {}
     cfg = ServerConfig.build(file_values, **flags)
-    check_protected_mode(cfg)
+    cfg.check_protected_mode()
     return cfg
-
-
-def check_protected_mode(cfg: ServerConfig) -> None:
-    """Redis's protected mode: never serve a non-loopback address to anyone unauthenticated."""
-    if cfg.protected_mode and not cfg.loopback_only and not cfg.requirepass:
-        raise ConfigError(
-            f"refusing to listen on {cfg.bind} with no password: set --requirepass, "
-            "or --protected-mode no if the network is trusted"
-        )
 
 
 def loop_factory(choice: str) -> tuple[str, Callable[[], asyncio.AbstractEventLoop]]:

@@ -72,6 +72,7 @@ class Setting:
     runtime: bool  # CONFIG SET may change it
     help: str
     minimum: int = 0
+    maximum: int | None = None
 
     @property
     def flag(self) -> str:
@@ -79,7 +80,10 @@ class Setting:
 
     def parse(self, value: Any) -> Any:
         if self.kind in ("int", "memory"):
-            return parse_int(self.name, value, minimum=self.minimum, memory=self.kind == "memory")
+            n = parse_int(self.name, value, minimum=self.minimum, memory=self.kind == "memory")
+            if self.maximum is not None and n > self.maximum:
+                raise ConfigError(f"{self.name}: must be at most {self.maximum}, got {n}")
+            return n
         if self.kind == "bool":
             return parse_bool(self.name, value)
         if self.kind == "optbool":
@@ -121,7 +125,7 @@ SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
         Setting("bind", "bind", "127.0.0.1", False, "addresses to listen on (space separated)"),
-        Setting("port", "int", 6379, False, "TCP port (0 picks a free one)"),
+        Setting("port", "int", 6379, False, "TCP port (0 picks a free one)", 0, 65535),
         Setting("requirepass", "str", "", True, "password of the default user"),
         Setting("protected_mode", "bool", True, False, "refuse non-loopback binds without auth"),
         Setting(
@@ -216,6 +220,14 @@ class ServerConfig:
             self.store_config()
         except (ValueError, TypeError) as e:
             raise ConfigError(str(e)) from None
+
+    def check_protected_mode(self) -> None:
+        """Redis's protected mode: no non-loopback address for unauthenticated clients."""
+        if self.protected_mode and not self.loopback_only and not self.requirepass:
+            raise ConfigError(
+                f"refusing to listen on {self.bind} with no password: set --requirepass, "
+                "or --protected-mode no if the network is trusted"
+            )
 
     @property
     def loopback_only(self) -> bool:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from taskstore.protocol import SimpleString
+
 if TYPE_CHECKING:
     from taskstore.server.connection import Connection
 
@@ -48,7 +50,8 @@ class Arg:
         if self.multiple:
             flags.append("multiple")
         if flags:
-            d["flags"] = flags
+            # status replies, as Redis sends them: redis-cli asserts on the type
+            d["flags"] = [SimpleString(f) for f in flags]
         if self.arguments:
             d["arguments"] = [a.docs() for a in self.arguments]
         return d
@@ -83,8 +86,6 @@ class Command:
 
     def info(self) -> list[Any]:
         """The COMMAND INFO entry (Redis 7 layout: no keys, so no key specs)."""
-        from taskstore.protocol import SimpleString
-
         return [
             self.name,
             self.arity,
@@ -191,7 +192,5 @@ def container(
 
 
 def help_reply(name: str, lines: list[str]) -> list[str]:
-    from taskstore.protocol import SimpleString
-
     head = f"{name.upper()} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
     return [SimpleString(x) for x in [head, *lines, "HELP", "    Print this help."]]
