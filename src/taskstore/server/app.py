@@ -19,7 +19,7 @@ from collections import Counter
 from typing import Any
 
 from taskstore import __version__
-from taskstore.server.config import ConfigError, ServerConfig
+from taskstore.server.config import LOG_LEVELS, STORE_SETTINGS, ConfigError, ServerConfig
 from taskstore.server.connection import Connection
 from taskstore.store import TaskStore
 
@@ -164,10 +164,16 @@ class Server:
     def unregister(self, conn: Connection) -> None:
         self.clients.pop(conn.id, None)
 
-    def apply_setting(self, name: str) -> None:
-        """React to a CONFIG SET of a runtime setting."""
-        if name == "requirepass" or name == "allow_anonymous":
-            self.security = self.config.security_config()
+    def apply_settings(self, changed: dict[str, Any]) -> None:
+        """React to CONFIG SET of runtime settings (already validated together)."""
+        cfg = self.config
+        if "requirepass" in changed or "allow_anonymous" in changed:
+            self.security = cfg.security_config()
+            self.store.reconfigure(security_config=self.security)
+        if changed.keys() & STORE_SETTINGS:
+            self.store.reconfigure(store_config=cfg.store_config())
+        if "loglevel" in changed:
+            log.setLevel(LOG_LEVELS[cfg.loglevel])
 
     # -- background work --------------------------------------------------
 

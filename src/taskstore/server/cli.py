@@ -11,16 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 from taskstore import __version__
-from taskstore.server.config import SETTINGS, ConfigError, ServerConfig, load_file
+from taskstore.server.config import LOG_LEVELS, SETTINGS, ConfigError, ServerConfig, load_file
 
 PROG = "taskstore-server"
 
-_LOG_LEVELS = {
-    "debug": logging.DEBUG,
-    "verbose": logging.INFO,
-    "notice": logging.INFO,
-    "warning": logging.WARNING,
-}
 
 _FLAGS = {s.flag: s.name for s in SETTINGS.values()}
 
@@ -100,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(
-        level=_LOG_LEVELS[cfg.loglevel],
+        level=LOG_LEVELS[cfg.loglevel],
         format="%(asctime)s.%(msecs)03d %(levelname)s %(message)s",
         datefmt="%d %b %Y %H:%M:%S",
         stream=sys.stderr,

@@ -118,6 +118,8 @@ class Setting:
 
 
 LOGLEVELS = ("debug", "verbose", "notice", "warning")
+#: Python logging levels for Redis's log level names
+LOG_LEVELS = {"debug": 10, "verbose": 20, "notice": 20, "warning": 30}
 
 _store_defaults = StoreConfig()
 
@@ -164,7 +166,7 @@ SETTINGS: dict[str, Setting] = {
                 f.name,
                 "int",
                 getattr(_store_defaults, f.name),
-                False,
+                f.name != "shards",  # every owner's tasks would have to move
                 f"task store: {f.name.replace('_', ' ')}",
             )
             for f in fields(StoreConfig)

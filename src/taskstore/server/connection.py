@@ -97,10 +97,15 @@ class Connection(asyncio.Protocol):
 
     @property
     def is_admin(self) -> bool:
-        return self.user == "default"
+        """The default user holds every right, as in Redis, once it may act at all."""
+        return self.user == "default" and (
+            self.server.security.allow_anonymous or self.password_auth
+        )
 
     def require_admin(self, name: str) -> None:
         if not self.is_admin:
+            if self.user == "default":
+                raise CommandError(_NOAUTH)  # anonymous use is off: authenticate first
             raise CommandError(
                 f"NOPERM User {self.user} has no permissions to run the '{name}' command"
             )
@@ -236,6 +241,9 @@ class Connection(asyncio.Protocol):
             self.multi_dirty = self.multi is not None
             return ErrorReply(_NOAUTH)
         if self.multi is not None and cmd.name not in _MULTI_IMMEDIATE:
+            if cmd.no_multi:
+                self.multi_dirty = True
+                return ErrorReply("ERR Command not allowed inside a transaction")
             if cmd.admin and not self.is_admin:
                 self.multi_dirty = True
                 return ErrorReply(

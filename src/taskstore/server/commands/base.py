@@ -71,6 +71,7 @@ class Command:
     admin: bool = False  # needs the admin permission
     noauth: bool = False  # allowed before authentication
     categories: tuple[str, ...] = ()
+    no_multi: bool = False  # refused inside MULTI, as Redis refuses it
     subcommands: dict[str, Command] = field(default_factory=dict)
     # derived from arity once, for the dispatch loop: len(args) must be in this range
     min_args: int = 0
@@ -130,6 +131,7 @@ def command(
     admin: bool = False,
     noauth: bool = False,
     categories: tuple[str, ...] = (),
+    no_multi: bool = False,
     parent: Command | None = None,
 ) -> Callable[[Handler], Command]:
     """Register a command (or, with ``parent``, a subcommand) and return its table entry."""
@@ -149,6 +151,7 @@ def command(
             admin,
             noauth,
             categories,
+            no_multi,
         )
         if parent is None:
             TABLE[name.encode()] = cmd

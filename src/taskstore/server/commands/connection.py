@@ -238,8 +238,6 @@ def _valid_name(raw: bytes, what: str = "Client names") -> str:
 client = container("client", group="connection", summary="A container for client connection commands.")
 
 _CLIENT_HELP = [
-    "CACHING (YES|NO)",
-    "    Not supported.",
     "GETNAME",
     "    Return the name of the current connection.",
     "ID",

@@ -307,6 +307,8 @@ def command_help(conn: Connection, args: list[bytes]) -> Any:
             "    Return details about all commands.",
             "COUNT",
             "    Return the total number of commands.",
+            "GETKEYS <full-command>",
+            "    Return the keys of a command (TASK commands have none).",
             "DOCS [<command-name> ...]",
             "    Return documentation details about commands.",
             "INFO [<command-name> ...]",
@@ -396,9 +398,15 @@ def config_set(conn: Connection, args: list[bytes]) -> Any:
             raise CommandError(
                 f"ERR CONFIG SET failed (possibly related to argument '{name}') - {e}"
             ) from None
-    for name, value in parsed.items():
-        cfg.values[name] = value
-        server.apply_setting(name)
+    previous = dict(cfg.values)
+    cfg.values.update(parsed)
+    try:
+        cfg.validate()  # settings that depend on each other (default_ttl_ms <= max_ttl_ms...)
+    except ConfigError as e:
+        cfg.values.clear()
+        cfg.values.update(previous)
+        raise CommandError(f"ERR CONFIG SET failed - {e}") from None
+    server.apply_settings(parsed)
     return OK
 
 
@@ -411,7 +419,9 @@ def config_resetstat(conn: Connection, args: list[bytes]) -> Any:
 
 @command("rewrite", 2, summary="Persists the effective configuration to file.", admin=True, parent=config_cmd)
 def config_rewrite(conn: Connection, args: list[bytes]) -> Any:
-    raise CommandError("ERR The server is running without a config file")
+    raise CommandError(
+        "ERR CONFIG REWRITE is not supported: settings come from the config file and flags"
+    )
 
 
 @command("help", 2, summary="Returns helpful text about the different subcommands.", parent=config_cmd)
@@ -425,6 +435,8 @@ def config_help(conn: Connection, args: list[bytes]) -> Any:
             "    Set the configuration <directive> to <value>.",
             "RESETSTAT",
             "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Not supported: settings come from the config file and flags.",
         ],
     )
 
@@ -441,7 +453,8 @@ def config_help(conn: Connection, args: list[bytes]) -> Any:
     categories=("keyspace", "read", "fast"),
 )
 def dbsize(conn: Connection, args: list[bytes]) -> Any:
-    return conn.server.store.count(None if conn.is_admin else conn.owner)
+    owner = conn.task_owner()
+    return conn.server.store.count(None if conn.is_admin else owner)
 
 
 def _flush(conn: Connection, args: list[bytes]) -> Any:
@@ -486,6 +499,7 @@ command(
     "shutdown",
     -1,
     flags=("admin", "noscript", "loading", "stale", "no_multi", "sentinel", "allow_busy"),
+    no_multi=True,
     group="server",
     summary="Stops the server (clients' pending replies are sent first).",
     arguments=(
