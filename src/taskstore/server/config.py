@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from taskstore.server.users import User, UserConfigError, parse_users
 from taskstore.store import SecurityConfig, StoreConfig
 
 
@@ -194,12 +195,20 @@ class ServerConfig:
     """The effective configuration of one server (mutable: CONFIG SET changes it)."""
 
     values: dict[str, Any] = field(default_factory=lambda: {n: s.default for n, s in SETTINGS.items()})
+    #: configured users by name (``[[users]]`` in the file, ``users=[...]`` in-process)
+    users: dict[str, User] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
         try:
             return self.__dict__["values"][name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def set_users(self, entries: Any) -> None:
+        try:
+            self.users = parse_users(entries)
+        except UserConfigError as e:
+            raise ConfigError(str(e)) from None
 
     @classmethod
     def build(cls, file_values: dict[str, Any] | None = None, **overrides: Any) -> ServerConfig:
@@ -212,6 +221,9 @@ class ServerConfig:
         return cfg
 
     def set(self, name: str, value: Any) -> None:
+        if name == "users":
+            self.set_users(value)
+            return
         setting = SETTINGS.get(name)
         if setting is None:
             raise ConfigError(f"unknown setting '{name}'")
@@ -225,10 +237,10 @@ class ServerConfig:
 
     def check_protected_mode(self) -> None:
         """Redis's protected mode: no non-loopback address for unauthenticated clients."""
-        if self.protected_mode and not self.loopback_only and not self.requirepass:
+        if self.protected_mode and not self.loopback_only and not self.requirepass and not self.users:
             raise ConfigError(
-                f"refusing to listen on {self.bind} with no password: set --requirepass, "
-                "or --protected-mode no if the network is trusted"
+                f"refusing to listen on {self.bind} with no password and no users: set "
+                "--requirepass or add [[users]], or --protected-mode no if the network is trusted"
             )
 
     @property
@@ -267,7 +279,12 @@ def load_file(path: str | Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         if key == "users":
-            raise ConfigError(f"config file {path}: [[users]] is not supported yet")
+            try:
+                parse_users(value)  # checked here so the error names the file
+            except UserConfigError as e:
+                raise ConfigError(f"config file {path}: {e}") from None
+            out[key] = value
+            continue
         if key not in SETTINGS:
             raise ConfigError(f"config file {path}: unknown setting '{key}'")
         out[key] = value

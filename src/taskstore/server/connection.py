@@ -18,6 +18,7 @@ from taskstore.protocol import (
     error_bytes,
 )
 from taskstore.server.commands import TABLE, Command, CommandError
+from taskstore.server.users import User, valid_name
 from taskstore.store import TaskError
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ _NOAUTH = "NOAUTH Authentication required."
 
 class Connection(asyncio.Protocol):
     __slots__ = (
+        "account",
         "addr",
         "authenticated",
         "closing",
@@ -66,6 +68,7 @@ class Connection(asyncio.Protocol):
         self.lib_ver = ""
         self.resp3 = False
         self.user = "default"
+        self.account: User | None = None  # the configured user, None for "default"
         self.authenticated = not server.config.requirepass
         self.password_auth = False  # authenticated against a configured password
         self.db = 0
@@ -97,10 +100,12 @@ class Connection(asyncio.Protocol):
 
     @property
     def is_admin(self) -> bool:
-        """The default user holds every right, as in Redis, once it may act at all."""
-        return self.user == "default" and (
-            self.server.security.allow_anonymous or self.password_auth
-        )
+        """The default user holds every right, as in Redis, once it may act at all;
+        configured users only with the admin permission."""
+        account = self.account
+        if account is not None:
+            return account.is_admin
+        return self.server.security.allow_anonymous or self.password_auth
 
     def require_admin(self, name: str) -> None:
         if not self.is_admin:
@@ -110,8 +115,9 @@ class Connection(asyncio.Protocol):
                 f"NOPERM User {self.user} has no permissions to run the '{name}' command"
             )
 
-    def set_authenticated(self, user: str, *, with_password: bool) -> None:
-        self.user = user
+    def set_authenticated(self, account: User | None, *, with_password: bool) -> None:
+        self.account = account
+        self.user = "default" if account is None else account.name
         self.authenticated = True
         self.password_auth = with_password
         self.reader.unauthenticated = False
@@ -129,9 +135,16 @@ class Connection(asyncio.Protocol):
     def impersonate(self, owner: str) -> str:
         """``OWNER <id>``: only identities with the impersonate permission may act for others."""
         self.task_owner()
-        raise CommandError(
-            f"NOPERM User {self.user} has no permissions to act as another owner"
-        )
+        account = self.account
+        if account is None or not account.can_impersonate:
+            raise CommandError(
+                f"NOPERM User {self.user} has no permissions to act as another owner"
+            )
+        if not valid_name(owner):
+            raise CommandError(
+                "ERR OWNER must be 1-256 printable ASCII characters without spaces"
+            )
+        return owner
 
     # -- asyncio.Protocol -------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,8 @@ from taskstore.server.commands.base import (
     not_integer,
     syntax_error,
 )
+
+from taskstore.server.users import User
 
 if TYPE_CHECKING:
     from taskstore.server.connection import Connection
@@ -82,22 +85,39 @@ def reset(conn: Connection, args: list[bytes]) -> Any:
     conn.name = ""
     conn.no_evict = conn.no_touch = False
     if conn.server.config.requirepass:
-        conn.user = "default"
         conn.authenticated = False
+        conn.password_auth = False
         conn.reader.unauthenticated = True
     else:
-        conn.set_authenticated("default", with_password=False)
+        conn.set_authenticated(None, with_password=False)
+    conn.account = None
+    conn.user = "default"
     return SimpleString("RESET")
 
 
-def check_password(conn: Connection, user: str, password: bytes) -> bool:
-    """True when the pair is right; constant-time comparison of the password."""
-    if user != "default":
-        return False  # configured users come with the identity work
-    required = conn.server.config.requirepass
-    if not required:
-        return True  # the default user has no password: any password is accepted
-    return hmac.compare_digest(password, required.encode("utf-8", "surrogateescape"))
+def authenticate(conn: Connection, name: str, password: bytes) -> None:
+    """Switch the connection to ``name`` if the password is right, else WRONGPASS."""
+    server = conn.server
+    required = server.config.requirepass
+    if name == "default":
+        # without requirepass the default user has no password: any password is accepted
+        ok = not required or hmac.compare_digest(
+            hashlib.sha256(password).digest(),
+            hashlib.sha256(required.encode("utf-8", "surrogateescape")).digest(),
+        )
+        account = None
+    else:
+        account = server.config.users.get(name)
+        # an unknown user costs the same hash and comparison as a known one
+        ok = (account or _NOBODY).check(password) and account is not None
+    if not ok:
+        server.stats["auth_failures"] += 1
+        raise CommandError(_WRONGPASS)
+    # the default user counts as password-authenticated only when it has a password
+    conn.set_authenticated(account, with_password=account is not None or bool(required))
+
+
+_NOBODY = User("", hashlib.sha256(b"\x00 no such user").digest(), enabled=False)
 
 
 @command(
@@ -118,13 +138,9 @@ def auth(conn: Connection, args: list[bytes]) -> Any:
                 "ERR AUTH <password> called without any password configured for the default "
                 "user. Are you sure your configuration is correct?"
             )
-        user, password = "default", args[1]
+        authenticate(conn, "default", args[1])
     else:
-        user, password = args[1].decode("utf-8", "replace"), args[2]
-    if not check_password(conn, user, password):
-        conn.server.stats["auth_failures"] += 1
-        raise CommandError(_WRONGPASS)
-    conn.set_authenticated(user, with_password=bool(conn.server.config.requirepass))
+        authenticate(conn, args[1].decode("utf-8", "surrogateescape"), args[2])
     return OK
 
 
@@ -173,7 +189,7 @@ def hello(conn: Connection, args: list[bytes]) -> Any:
         opt = args[i].lower()
         more = len(args) - i - 1
         if opt == b"auth" and more >= 2:
-            user = args[i + 1].decode("utf-8", "replace")
+            user = args[i + 1].decode("utf-8", "surrogateescape")
             password = args[i + 2]
             i += 3
         elif opt == b"setname" and more >= 1:
@@ -184,10 +200,7 @@ def hello(conn: Connection, args: list[bytes]) -> Any:
                 "ERR Syntax error in HELLO option '%s'" % args[i].decode("utf-8", "replace")
             )
     if user is not None:
-        if not check_password(conn, user, password):
-            conn.server.stats["auth_failures"] += 1
-            raise CommandError(_WRONGPASS)
-        conn.set_authenticated(user, with_password=bool(conn.server.config.requirepass))
+        authenticate(conn, user, password)
     if not conn.authenticated:
         raise CommandError(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
@@ -452,6 +465,36 @@ def client_no_evict(conn: Connection, args: list[bytes]) -> Any:
 def client_no_touch(conn: Connection, args: list[bytes]) -> Any:
     conn.no_touch = _on_off(conn, args)
     return OK
+
+
+# -- ACL ----------------------------------------------------------------------
+
+acl = container("acl", group="server", summary="A container for Access List Control commands.")
+
+
+@command("whoami", 2, summary="Returns the authenticated username of the connection.", parent=acl)
+def acl_whoami(conn: Connection, args: list[bytes]) -> Any:
+    return conn.user
+
+
+@command(
+    "users", 2, summary="Lists all users: default and the configured ones.", admin=True, parent=acl
+)
+def acl_users(conn: Connection, args: list[bytes]) -> Any:
+    return ["default", *sorted(conn.server.config.users)]
+
+
+@command("help", 2, summary="Returns helpful text about the different subcommands.", parent=acl)
+def acl_help(conn: Connection, args: list[bytes]) -> Any:
+    return help_reply(
+        "acl",
+        [
+            "WHOAMI",
+            "    Return the current connection username.",
+            "USERS",
+            "    List all the registered usernames (admin).",
+        ],
+    )
 
 
 @command(

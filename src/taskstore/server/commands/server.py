@@ -69,7 +69,14 @@ def info_sections(conn: Connection) -> dict[str, list[tuple[str, Any]]]:
     stats = server.stats
     rss = _rss()
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    store_stats = server.store.stats()
+    if conn.is_admin:
+        store_stats = server.store.stats()
+    else:
+        # other owners' activity is not this user's business: only its own count
+        try:
+            store_stats = {"tasks": server.store.count(conn.task_owner())}
+        except CommandError:
+            store_stats = {"tasks": 0}
     tasks = store_stats.get("tasks", 0)
     loop_name = type(__import__("asyncio").get_event_loop()).__module__.split(".")[0]
     return {
@@ -349,6 +356,8 @@ def config_get(conn: Connection, args: list[bytes]) -> Any:
         for name in SETTINGS:
             if name not in result and fnmatch.fnmatchcase(name, under):
                 result[name] = cfg.render(name)
+                if name == "requirepass" and result[name] and not conn.is_admin:
+                    result[name] = "********"  # only admins may read the password
         for name, value in _FIXED_CONFIG.items():
             if name not in result and fnmatch.fnmatchcase(name, pattern):
                 result[name] = value
