@@ -95,7 +95,7 @@ def spawn_server() -> Iterator[Callable[..., Proc]]:
     def spawn(*args: str) -> Proc:
         port = free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "taskstore", "--port", str(port), *args],
+            [sys.executable, "-m", "taskstore", *args, "--port", str(port)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

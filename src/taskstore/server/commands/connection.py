@@ -340,6 +340,7 @@ def client_info(conn: Connection, args: list[bytes]) -> Any:
         Arg("client-type", token="TYPE", optional=True),
         Arg("client-id", "integer", token="ID", optional=True, multiple=True),
     ),
+    admin=True,  # other clients' addresses and users are an admin's business, as in Redis
     parent=client,
 )
 def client_list(conn: Connection, args: list[bytes]) -> Any:
