@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-
 if TYPE_CHECKING:
     from taskstore.server.app import Server, ServerThread
 
@@ -126,7 +125,9 @@ def redis_server() -> Iterator[int]:
     """A real redis-server (Debian package) for side-by-side comparisons; yields its port."""
     exe = shutil.which("redis-server")
     if exe is None:
-        pytest.fail("redis-server is not installed (apt-get install redis-server); .ci/run installs it")
+        pytest.fail(
+            "redis-server is not installed (apt-get install redis-server); .ci/run installs it"
+        )
     port = free_port()
     proc = subprocess.Popen(
         [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],

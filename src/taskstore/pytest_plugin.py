@@ -1,7 +1,7 @@
 """pytest plugin (entry point ``pytest11``): a fresh in-process server per test.
 
-    def test_something(taskstore_server):
-        r = redis.Redis.from_url(taskstore_server.url)
+def test_something(taskstore_server):
+    r = redis.Redis.from_url(taskstore_server.url)
 """
 
 from __future__ import annotations

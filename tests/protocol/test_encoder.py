@@ -45,8 +45,11 @@ def decode(data: bytes):
         ({"a": 1}, b"*2\r\n$1\r\na\r\n:1\r\n", b"%1\r\n$1\r\na\r\n:1\r\n"),
         ({b"x"}, b"*1\r\n$1\r\nx\r\n", b"~1\r\n$1\r\nx\r\n"),
         (Verbatim("hi"), b"$2\r\nhi\r\n", b"=6\r\ntxt:hi\r\n"),
-        (Push(["message", b"c", b"m"]), b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n",
-         b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n"),
+        (
+            Push(["message", b"c", b"m"]),
+            b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n",
+            b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n",
+        ),
         (OK, b"+OK\r\n", b"+OK\r\n"),
     ],
 )
@@ -58,10 +61,22 @@ def test_encoding(value: object, resp2: bytes, resp3: bytes) -> None:
 def test_nested_round_trip() -> None:
     value = {"server": "redis", "proto": 3, "modules": [], "nested": [{"k": [None, 2.5]}]}
     assert decode(encode(value, resp3=False)) == [
-        b"server", b"redis", b"proto", 3, b"modules", [], b"nested", [[b"k", [None, b"2.5"]]]
+        b"server",
+        b"redis",
+        b"proto",
+        3,
+        b"modules",
+        [],
+        b"nested",
+        [[b"k", [None, b"2.5"]]],
     ]
     r3 = decode(encode(value, resp3=True))
-    assert r3 == {b"server": b"redis", b"proto": 3, b"modules": [], b"nested": [{b"k": [None, 2.5]}]}
+    assert r3 == {
+        b"server": b"redis",
+        b"proto": 3,
+        b"modules": [],
+        b"nested": [{b"k": [None, 2.5]}],
+    }
 
 
 def test_unencodable_value_is_a_type_error() -> None:

@@ -81,10 +81,16 @@ def test_empty_requests_are_ignored(empty: bytes) -> None:
         (b"*abc\r\n", "ERR Protocol error: invalid multibulk length"),
         (b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n", "ERR Protocol error: expected '$', got 'f'"),
         (b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$-10\r\n", "ERR Protocol error: invalid bulk length"),
-        (b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$2000000000\r\n", "ERR Protocol error: invalid bulk length"),
+        (
+            b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$2000000000\r\n",
+            "ERR Protocol error: invalid bulk length",
+        ),
         (b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$blabla\r\n", "ERR Protocol error: invalid bulk length"),
         (b"*1\r\nfoo\r\n", "ERR Protocol error: expected '$', got 'f'"),
-        (b'set """test-key""" test-value\r\nping\r\n', "ERR Protocol error: unbalanced quotes in request"),
+        (
+            b'set """test-key""" test-value\r\nping\r\n',
+            "ERR Protocol error: unbalanced quotes in request",
+        ),
         (b'set "unterminated\r\n', "ERR Protocol error: unbalanced quotes in request"),
         (b"set 'unterminated\r\n", "ERR Protocol error: unbalanced quotes in request"),
         # element types other than bulk strings
@@ -99,7 +105,7 @@ def test_empty_requests_are_ignored(empty: bytes) -> None:
     ],
 )
 def test_protocol_errors(data: bytes, error: str) -> None:
-    cmds, err = both_ways(data)
+    _, err = both_ways(data)
     assert err == error
 
 
@@ -117,14 +123,19 @@ def test_nul_bytes_hide_line_ends_as_in_redis() -> None:
 
 def test_commands_before_an_error_are_kept() -> None:
     data = pack(b"PING") + pack(b"ECHO", b"a") + b"*1\r\nfoo\r\n" + pack(b"PING")
-    assert both_ways(data) == ([[b"PING"], [b"ECHO", b"a"]], "ERR Protocol error: expected '$', got 'f'")
+    assert both_ways(data) == (
+        [[b"PING"], [b"ECHO", b"a"]],
+        "ERR Protocol error: expected '$', got 'f'",
+    )
 
 
 def test_bulk_length_limit_is_configurable() -> None:
     ok = pack(b"ECHO", b"x" * 100)
     assert both_ways(ok, proto_max_bulk_len=100)[1] is None
     too_big = pack(b"ECHO", b"x" * 101)
-    assert both_ways(too_big, proto_max_bulk_len=100)[1] == "ERR Protocol error: invalid bulk length"
+    assert (
+        both_ways(too_big, proto_max_bulk_len=100)[1] == "ERR Protocol error: invalid bulk length"
+    )
 
 
 def test_too_big_header_and_inline_lines() -> None:
@@ -143,10 +154,18 @@ def test_unauthenticated_limits() -> None:
         return r.parse()
 
     assert unauth(pack(*[b"a"] * 10)) == ([[b"a"] * 10], None)
-    assert str(unauth(pack(*[b"a"] * 11))[1]) == "ERR Protocol error: unauthenticated multibulk length"
-    assert str(unauth(pack(b"AUTH", b"x" * 16385))[1]) == "ERR Protocol error: unauthenticated bulk length"
+    assert (
+        str(unauth(pack(*[b"a"] * 11))[1]) == "ERR Protocol error: unauthenticated multibulk length"
+    )
+    assert (
+        str(unauth(pack(b"AUTH", b"x" * 16385))[1])
+        == "ERR Protocol error: unauthenticated bulk length"
+    )
     assert unauth(pack(b"AUTH", b"x" * 16384))[1] is None
-    assert str(unauth(b"a " * 11 + b"\r\n")[1]) == "ERR Protocol error: unauthenticated multibulk length"
+    assert (
+        str(unauth(b"a " * 11 + b"\r\n")[1])
+        == "ERR Protocol error: unauthenticated multibulk length"
+    )
     # one command per parse() while unauthenticated: the next one's limits may change
     r = RequestReader()
     r.unauthenticated = True

@@ -8,6 +8,7 @@ import json
 import hiredis
 import pytest
 import redis
+
 from rawclient import RawClient
 
 USERS = [
@@ -80,9 +81,14 @@ def test_owner_comes_from_identity(srv) -> None:
     tid = json.loads(only_bob)["taskId"]
     # a foreign id answers exactly as an id that never existed
     assert err(alice, "TASK.GET", tid) == f"NOTFOUND task not found: {tid}"
-    for args in (("TASK.UPDATE", tid, "failed"), ("TASK.CANCEL", tid), ("TASK.RESULT", tid),
-                 ("TASK.SETVARS", tid, "{}"), ("TASK.SETRESULT", tid, "1"),
-                 ("TASK.COMPLETE", tid, "completed", "1")):
+    for args in (
+        ("TASK.UPDATE", tid, "failed"),
+        ("TASK.CANCEL", tid),
+        ("TASK.RESULT", tid),
+        ("TASK.SETVARS", tid, "{}"),
+        ("TASK.SETRESULT", tid, "1"),
+        ("TASK.COMPLETE", tid, "completed", "1"),
+    ):
         assert err(alice, *args) == f"NOTFOUND task not found: {tid}"
     assert alice.call("TASK.DEL", tid) == 0
     assert tid not in alice.call("TASK.LIST").decode()
@@ -133,10 +139,14 @@ ADMIN_ONLY = [
 @pytest.mark.parametrize("args", ADMIN_ONLY, ids=lambda a: " ".join(a))
 def test_admin_commands_both_ways(srv, args: tuple[str, ...]) -> None:
     with login(srv.port, "alice", "alice-pw") as alice:
-        name = args[0].lower() if args[0] not in ("CONFIG", "CLIENT", "ACL") else (
-            f"{args[0].lower()}|{args[1].lower()}"
+        name = (
+            args[0].lower()
+            if args[0] not in ("CONFIG", "CLIENT", "ACL")
+            else (f"{args[0].lower()}|{args[1].lower()}")
         )
-        assert err(alice, *args) == f"NOPERM User alice has no permissions to run the '{name}' command"
+        assert (
+            err(alice, *args) == f"NOPERM User alice has no permissions to run the '{name}' command"
+        )
     with login(srv.port, "ops", "ops-pw") as ops:
         assert not isinstance(ops.call(*args), hiredis.ReplyError)
     with RawClient(srv.port) as anon:  # the default user is an admin (anonymous on loopback)
@@ -145,7 +155,10 @@ def test_admin_commands_both_ways(srv, args: tuple[str, ...]) -> None:
 
 def test_shutdown_needs_admin(srv) -> None:
     with login(srv.port, "alice", "alice-pw") as alice:
-        assert err(alice, "SHUTDOWN") == "NOPERM User alice has no permissions to run the 'shutdown' command"
+        assert (
+            err(alice, "SHUTDOWN")
+            == "NOPERM User alice has no permissions to run the 'shutdown' command"
+        )
         assert alice.call("PING") == b"PONG"
 
 
@@ -161,7 +174,8 @@ def test_global_cleanup_and_dbsize_scope(srv) -> None:
     assert "tasks:1" in info and "tasks_owners" not in info  # no view of other owners
     assert "tasks_owners:2" in ops.call("INFO", "tasks").decode()
     assert alice.call("CONFIG", "GET", "requirepass") == {b"requirepass": b""} or alice.call(
-        "CONFIG", "GET", "requirepass") == [b"requirepass", b""]
+        "CONFIG", "GET", "requirepass"
+    ) == [b"requirepass", b""]
     alice.close()
     ops.close()
 
@@ -172,7 +186,7 @@ def test_requirepass_limits_before_auth(make_server) -> None:
         assert err(c, "PING") == NOAUTH
         assert err(c, "TASK.LIST") == NOAUTH
         assert err(c, "ACL", "WHOAMI") == NOAUTH
-        assert err(c, "HELLO", "3") .startswith("NOAUTH HELLO must be called")
+        assert err(c, "HELLO", "3").startswith("NOAUTH HELLO must be called")
         assert c.call("RESET") == b"RESET"
         # Redis's unauthenticated limits
         reply = c.raw(b"*11\r\n", 0.2)
@@ -241,7 +255,7 @@ def test_bad_users_are_config_errors(users, message: str) -> None:
 def test_protected_mode_counts_users() -> None:
     from taskstore.server.config import ConfigError, ServerConfig
 
-    with pytest.raises(ConfigError, match="refusing to listen on 0.0.0.0"):
+    with pytest.raises(ConfigError, match=r"refusing to listen on 0\.0\.0\.0"):
         ServerConfig.build(bind="0.0.0.0").check_protected_mode()
     ServerConfig.build(bind="0.0.0.0", users=USERS).check_protected_mode()
     ServerConfig.build(bind="0.0.0.0", requirepass="x").check_protected_mode()

@@ -12,8 +12,8 @@ import os
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rawclient import RawClient, pack
 
+from rawclient import RawClient, pack
 from taskstore.server.app import ServerThread
 
 USERS = [
@@ -30,12 +30,26 @@ ACTORS = {
     "local": (None, None),
 }
 IDS = ["t1", "t2", "t3", "shared"]  # caller-chosen ids, deliberately shared between owners
-COMMANDS = ["create", "get", "update", "setvars", "setresult", "complete", "cancel", "result",
-            "del", "list"]
+COMMANDS = [
+    "create",
+    "get",
+    "update",
+    "setvars",
+    "setresult",
+    "complete",
+    "cancel",
+    "result",
+    "del",
+    "list",
+]
 LONG = os.environ.get("TASKSTORE_LONG") == "1"
 
-op = st.tuples(st.sampled_from(sorted(ACTORS)), st.sampled_from(COMMANDS), st.sampled_from(IDS),
-               st.sampled_from(["working", "input_required", "completed", "failed"]))
+op = st.tuples(
+    st.sampled_from(sorted(ACTORS)),
+    st.sampled_from(COMMANDS),
+    st.sampled_from(IDS),
+    st.sampled_from(["working", "input_required", "completed", "failed"]),
+)
 
 
 class Actor:
@@ -119,7 +133,9 @@ def test_owners_never_see_each_other(ops) -> None:
                     # another owner holds this id: the answer must be the never-existed answer
                     assert reply == witnesses[label].raw(*args), (label, cmd, tid)
             for label, actor in actors.items():
-                listed = json.loads(actor.raw("TASK.LIST", "LIMIT", "1000").split(b"\r\n", 1)[1][:-2])
+                listed = json.loads(
+                    actor.raw("TASK.LIST", "LIMIT", "1000").split(b"\r\n", 1)[1][:-2]
+                )
                 assert {t["taskId"] for t in listed["tasks"]} == held[label], label
         finally:
             for a in (*actors.values(), *witnesses.values()):

@@ -8,6 +8,7 @@ import threading
 import time
 
 import redis
+
 from rawclient import RawClient, pack
 
 MiB = 1024 * 1024
@@ -32,7 +33,11 @@ def test_announced_sizes_cost_only_what_is_sent(spawn_server) -> None:
         c.close()
     # within the limits and left waiting: the largest count and bulk Redis would accept
     for _ in range(10):
-        for header in (b"*1048576\r\n", b"*2\r\n$4\r\nECHO\r\n$67108864\r\n", b"*3\r\n$3\r\nSET\r\n"):
+        for header in (
+            b"*1048576\r\n",
+            b"*2\r\n$4\r\nECHO\r\n$67108864\r\n",
+            b"*3\r\n$3\r\nSET\r\n",
+        ):
             c = RawClient(srv.port)
             c.send(header)
             clients.append(c)

@@ -7,6 +7,7 @@ import logging
 
 import hiredis
 import redis
+
 from rawclient import RawClient
 
 
@@ -113,9 +114,20 @@ def test_client_list_kill_and_info(server) -> None:
 def test_info_sections(server) -> None:
     r = redis.Redis(port=server.port, protocol=2)
     everything = r.info("everything")
-    for key in ("redis_version", "run_id", "uptime_in_seconds", "taskstore_version",
-                "connected_clients", "used_memory", "loading", "total_commands_processed",
-                "role", "tasks", "tasks_working", "tasks_owners"):
+    for key in (
+        "redis_version",
+        "run_id",
+        "uptime_in_seconds",
+        "taskstore_version",
+        "connected_clients",
+        "used_memory",
+        "loading",
+        "total_commands_processed",
+        "role",
+        "tasks",
+        "tasks_working",
+        "tasks_owners",
+    ):
         assert key in everything, key
     server_only = r.info("server")
     assert "connected_clients" not in server_only and "redis_version" in server_only

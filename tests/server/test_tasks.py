@@ -10,6 +10,7 @@ import hiredis
 import pytest
 import redis
 from mcp_types import ListTasksResult, Task
+
 from rawclient import RawClient
 
 STATUSES = ["working", "input_required", "completed", "failed", "cancelled"]
@@ -108,8 +109,15 @@ def test_lifecycle_with_messages_variables_result(c: RawClient) -> None:
     assert t["_meta"] == {"b": {"c": [1, 2]}, "d": "x"}
     assert ok(c, "TASK.SETRESULT", tid, '{"partial":true}') == b"OK"
     assert err(c, "TASK.RESULT", tid) == f"NOTREADY task {tid} is working; no result yet"
-    t = task(c, "TASK.COMPLETE", tid, "completed", '{"content":[{"type":"text","text":"hi"}]}',
-             "MESSAGE", "done")
+    t = task(
+        c,
+        "TASK.COMPLETE",
+        tid,
+        "completed",
+        '{"content":[{"type":"text","text":"hi"}]}',
+        "MESSAGE",
+        "done",
+    )
     assert (t["status"], t["statusMessage"]) == ("completed", "done")
     assert ok(c, "TASK.RESULT", tid) == b'{"content":[{"type":"text","text":"hi"}]}'
     assert err(c, "TASK.UPDATE", tid, "MESSAGE", "late") == (
@@ -163,7 +171,9 @@ def test_error_rows(make_server) -> None:
         t2 = new_task(c, "ID", "t2")
         assert err(c, "TASK.UPDATE", t2, "working").startswith("INVALIDTRANSITION ")
         assert err(c, "TASK.RESULT", t2).startswith("NOTREADY ")
-        assert err(c, "TASK.SETRESULT", t2, '"12345678901"').startswith("TOOLARGE result is 13 bytes")
+        assert err(c, "TASK.SETRESULT", t2, '"12345678901"').startswith(
+            "TOOLARGE result is 13 bytes"
+        )
         assert err(c, "TASK.CREATE", "m") == (
             "LIMIT owner has 2 tasks (max 2): cancel or wait for existing tasks to expire"
         )
@@ -186,7 +196,10 @@ def test_syntax_and_arity_errors(c: RawClient) -> None:
     assert err(c, "TASK.UPDATE", tid, "bogus").startswith("ERR ")
     assert err(c, "TASK.RESULT", tid, "BLOCK", "100").startswith("ERR TASK.RESULT BLOCK")
     assert err(c, "TASK.LIST", "LIMIT", "abc") == "ERR LIMIT must be between 1 and 1000"
-    assert err(c, "TASK.CREATE", "m", "POLLINTERVAL", "0") == "ERR POLLINTERVAL must be a whole number >= 1"
+    assert (
+        err(c, "TASK.CREATE", "m", "POLLINTERVAL", "0")
+        == "ERR POLLINTERVAL must be a whole number >= 1"
+    )
 
 
 # -- limits of design.md §4 at and past the boundary ---------------------------------------
@@ -196,9 +209,16 @@ def test_ttl_limits(make_server) -> None:
     srv = make_server(max_ttl_ms=5000, default_ttl_ms=1000)
     with RawClient(srv.port) as c:
         assert task(c, "TASK.CREATE", "m", "TTL", "5000")["ttl"] == 5000
-        assert err(c, "TASK.CREATE", "m", "TTL", "5001") == "ERR TTL 5001ms exceeds maximum allowed 5000ms"
-        assert err(c, "TASK.CREATE", "m", "TTL", "0").startswith("ERR TTL must be a whole number >= 1")
-        assert err(c, "TASK.CREATE", "m", "TTL", "-5").startswith("ERR TTL must be a whole number >= 1")
+        assert (
+            err(c, "TASK.CREATE", "m", "TTL", "5001")
+            == "ERR TTL 5001ms exceeds maximum allowed 5000ms"
+        )
+        assert err(c, "TASK.CREATE", "m", "TTL", "0").startswith(
+            "ERR TTL must be a whole number >= 1"
+        )
+        assert err(c, "TASK.CREATE", "m", "TTL", "-5").startswith(
+            "ERR TTL must be a whole number >= 1"
+        )
         assert err(c, "TASK.CREATE", "m", "TTL", "NONE").startswith("ERR unlimited TTL")
     unlimited = make_server(max_ttl_ms=0)
     with RawClient(unlimited.port) as c:
@@ -232,10 +252,15 @@ def test_variable_limits(make_server) -> None:
         assert err(c, "TASK.SETVARS", t1, '{"123456":1}').startswith("TOOLARGE string of 6 bytes")
         t2 = task(c, "TASK.CREATE", "m")["taskId"]
         assert task(c, "TASK.SETVARS", t2, '{"a":{"b":1}}')["_meta"] == {"a": {"b": 1}}
-        assert err(c, "TASK.SETVARS", t2, '{"a":{"b":{"c":1}}}').startswith("TOOLARGE variables nest")
+        assert err(c, "TASK.SETVARS", t2, '{"a":{"b":{"c":1}}}').startswith(
+            "TOOLARGE variables nest"
+        )
         t3 = task(c, "TASK.CREATE", "m")["taskId"]
         assert len('{"k":"12345","x":12}') == 20
-        assert task(c, "TASK.SETVARS", t3, '{"k":"12345","x":12}')["_meta"] == {"k": "12345", "x": 12}
+        assert task(c, "TASK.SETVARS", t3, '{"k":"12345","x":12}')["_meta"] == {
+            "k": "12345",
+            "x": 12,
+        }
         assert err(c, "TASK.SETVARS", t3, '{"y":1}') == "TOOLARGE variables are 26 bytes (max 20)"
         assert task(c, "TASK.GET", t3)["_meta"] == {"k": "12345", "x": 12}  # unchanged
 
@@ -245,7 +270,9 @@ def test_result_limit(make_server) -> None:
     with RawClient(srv.port) as c:
         tid = new_task(c)
         assert ok(c, "TASK.SETRESULT", tid, '"12345678"') == b"OK"  # 10 bytes
-        assert err(c, "TASK.SETRESULT", tid, '"123456789"') == "TOOLARGE result is 11 bytes (max 10)"
+        assert (
+            err(c, "TASK.SETRESULT", tid, '"123456789"') == "TOOLARGE result is 11 bytes (max 10)"
+        )
         assert err(c, "TASK.COMPLETE", tid, "completed", '"123456789"') == (
             "TOOLARGE result is 11 bytes (max 10)"
         )
@@ -315,7 +342,13 @@ def test_forged_cursors(c: RawClient) -> None:
         new_task(c)
     cursor = json.loads(ok(c, "TASK.LIST", "LIMIT", "1"))["nextCursor"]
     assert ok(c, "TASK.LIST", "CURSOR", cursor)
-    for forged in ("", "x", cursor[:-1], cursor[:-1] + ("A" if cursor[-1] != "A" else "B"), "0" * 40):
+    for forged in (
+        "",
+        "x",
+        cursor[:-1],
+        cursor[:-1] + ("A" if cursor[-1] != "A" else "B"),
+        "0" * 40,
+    ):
         assert err(c, "TASK.LIST", "CURSOR", forged) == "ERR invalid cursor"
 
 
@@ -400,9 +433,20 @@ def test_dbsize_flushall_info_config(c: RawClient) -> None:
 
 
 def test_command_docs_for_task_commands(c: RawClient) -> None:
-    names = ["task.create", "task.get", "task.update", "task.setvars", "task.setresult",
-             "task.result", "task.complete", "task.cancel", "task.list", "task.cleanup",
-             "task.config", "task.del"]
+    names = [
+        "task.create",
+        "task.get",
+        "task.update",
+        "task.setvars",
+        "task.setresult",
+        "task.result",
+        "task.complete",
+        "task.cancel",
+        "task.list",
+        "task.cleanup",
+        "task.config",
+        "task.del",
+    ]
     docs = ok(c, "COMMAND", "DOCS", *names)
     entries = dict(zip(docs[::2], docs[1::2], strict=True))
     assert sorted(entries) == sorted(n.encode() for n in names)

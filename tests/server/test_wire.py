@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rawclient import RawClient, pack
 
 # Each case: the raw bytes of one or more requests sent on a fresh connection. The replies
@@ -54,11 +55,14 @@ SAME_AS_REDIS = {
     "config get save appendonly": pack("CONFIG", "GET", "appendonly"),
     "config get nothing": pack("CONFIG", "GET", "nosuch*"),
     "unwatch": pack("UNWATCH"),
-    "reset": pack("CLIENT", "SETNAME", "x") + pack("MULTI") + pack("RESET") + pack("CLIENT", "GETNAME"),
+    "reset": pack("CLIENT", "SETNAME", "x")
+    + pack("MULTI")
+    + pack("RESET")
+    + pack("CLIENT", "GETNAME"),
     "flushall syntax": pack("FLUSHALL", "x"),
     "shutdown syntax": pack("SHUTDOWN", "blah"),
     "info unknown section": pack("INFO", "nosuch"),
-    "inline quoting": b'ECHO "a b\\x41"\r\nECHO \'c d\'\r\n',
+    "inline quoting": b"ECHO \"a b\\x41\"\r\nECHO 'c d'\r\n",
     "empty lines and *0": b"\r\n\r\n*0\r\n*-1\r\nPING\r\n",
     "quit": pack("QUIT"),
 }
@@ -128,7 +132,11 @@ def test_protocol_error_closes_only_that_connection(case: str, server) -> None:
 @pytest.mark.parametrize(
     "case",
     # Redis 7.0 allows up to INT_MAX elements and 512 MiB bulks; design.md §7 sets 1M / 64 MiB
-    [c for c in sorted(PROTOCOL_ERRORS) if c not in ("bulk over proto_max_bulk_len", "multibulk length over 1M")],
+    [
+        c
+        for c in sorted(PROTOCOL_ERRORS)
+        if c not in ("bulk over proto_max_bulk_len", "multibulk length over 1M")
+    ],
 )
 def test_protocol_errors_match_redis(case: str, server, redis_server: int) -> None:
     data, _ = PROTOCOL_ERRORS[case]

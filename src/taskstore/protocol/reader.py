@@ -100,7 +100,9 @@ def split_inline(line: bytes) -> list[bytes] | None:
                 elif c == 0x5C and i + 1 < n:
                     i += 1
                     c = line[i]
-                    cur.append({0x6E: 0x0A, 0x72: 0x0D, 0x74: 0x09, 0x62: 0x08, 0x61: 0x07}.get(c, c))
+                    cur.append(
+                        {0x6E: 0x0A, 0x72: 0x0D, 0x74: 0x09, 0x62: 0x08, 0x61: 0x07}.get(c, c)
+                    )
                 elif c == 0x22:
                     # closing quote must be followed by a space or nothing
                     if i + 1 < n and line[i + 1] not in b" \n\r\t\x0b\x0c":
@@ -274,7 +276,7 @@ class RequestReader:
         hi = self._hi
         if hi is None:
             hi = self._hi = hiredis.Reader()
-            hi.feed(buf, pos, end - pos)
+            hi.feed(buf, pos, end - pos)  # type: ignore[arg-type]  # any buffer works
         gets = hi.gets
         cmds: list[list[bytes]] = []
         append = cmds.append
@@ -290,13 +292,7 @@ class RequestReader:
         nargs = len(lengths)
         # len(str([8, 36])) == digits + 2 * items: the digit count of every length
         # header in one C call instead of a str() per element.
-        size = (
-            len(counts)
-            + len(str(counts))
-            + 3 * nargs
-            + sum(lengths)
-            + len(str(lengths))
-        )
+        size = len(counts) + len(str(counts)) + 3 * nargs + sum(lengths) + len(str(lengths))
         tail = pos + size
         partial = hi.has_data()
         max_bulk = self.limits.proto_max_bulk_len
@@ -361,9 +357,7 @@ class RequestReader:
                 self._need = nl + 2
                 return None
             if buf[p] != 0x24:  # '$'
-                raise ProtocolError(
-                    "ERR Protocol error: expected '$', got '%s'" % chr(buf[p])
-                )
+                raise ProtocolError("ERR Protocol error: expected '$', got '%s'" % chr(buf[p]))
             size = _string2ll(buf[p + 1 : nl])
             if size is None or size < 0 or size > max_bulk:
                 raise ProtocolError("ERR Protocol error: invalid bulk length")

@@ -18,7 +18,6 @@ import time
 from collections import Counter
 from typing import Any
 
-from taskstore import __version__
 from taskstore.server.config import LOG_LEVELS, STORE_SETTINGS, ConfigError, ServerConfig
 from taskstore.server.connection import Connection
 from taskstore.store import TaskStore
@@ -207,8 +206,8 @@ class Server:
 class ServerThread:
     """Run a server on its own event loop in a background thread, for synchronous code.
 
-        with taskstore.ServerThread(port=0) as srv:
-            redis.Redis.from_url(srv.url).ping()
+    with taskstore.ServerThread(port=0) as srv:
+        redis.Redis.from_url(srv.url).ping()
     """
 
     def __init__(self, config: ServerConfig | None = None, **settings: Any) -> None:

@@ -141,9 +141,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("maxclients", "int", 10000, True, "most clients connected at once", 1),
         Setting("timeout", "int", 0, True, "close clients idle this many seconds (0 = never)"),
         Setting("loglevel", "loglevel", "notice", True, "debug, verbose, notice or warning"),
-        Setting(
-            "proto_max_bulk_len", "memory", 64 * 1024 * 1024, True, "largest bulk argument", 1
-        ),
+        Setting("proto_max_bulk_len", "memory", 64 * 1024 * 1024, True, "largest bulk argument", 1),
         Setting(
             "client_query_buffer_limit",
             "memory",
@@ -161,7 +159,9 @@ SETTINGS: dict[str, Setting] = {
             1024,
         ),
         Setting("hz", "int", 10, True, "background expiry sweeps per second", 1),
-        Setting("event_loop", "loop", "auto", False, "auto (uvloop when installed), asyncio or uvloop"),
+        Setting(
+            "event_loop", "loop", "auto", False, "auto (uvloop when installed), asyncio or uvloop"
+        ),
         *[
             Setting(
                 f.name,
@@ -194,7 +194,9 @@ def _loopback_only(bind: str) -> bool:
 class ServerConfig:
     """The effective configuration of one server (mutable: CONFIG SET changes it)."""
 
-    values: dict[str, Any] = field(default_factory=lambda: {n: s.default for n, s in SETTINGS.items()})
+    values: dict[str, Any] = field(
+        default_factory=lambda: {n: s.default for n, s in SETTINGS.items()}
+    )
     #: configured users by name (``[[users]]`` in the file, ``users=[...]`` in-process)
     users: dict[str, User] = field(default_factory=dict)
 
@@ -237,7 +239,12 @@ class ServerConfig:
 
     def check_protected_mode(self) -> None:
         """Redis's protected mode: no non-loopback address for unauthenticated clients."""
-        if self.protected_mode and not self.loopback_only and not self.requirepass and not self.users:
+        if (
+            self.protected_mode
+            and not self.loopback_only
+            and not self.requirepass
+            and not self.users
+        ):
             raise ConfigError(
                 f"refusing to listen on {self.bind} with no password and no users: set "
                 "--requirepass or add [[users]], or --protected-mode no if the network is trusted"

@@ -40,9 +40,9 @@ class Connection(asyncio.Protocol):
         "created",
         "db",
         "id",
+        "laddr",
         "last_cmd",
         "last_interaction",
-        "laddr",
         "lib_name",
         "lib_ver",
         "multi",
@@ -141,9 +141,7 @@ class Connection(asyncio.Protocol):
                 f"NOPERM User {self.user} has no permissions to act as another owner"
             )
         if not valid_name(owner):
-            raise CommandError(
-                "ERR OWNER must be 1-256 printable ASCII characters without spaces"
-            )
+            raise CommandError("ERR OWNER must be 1-256 printable ASCII characters without spaces")
         return owner
 
     # -- asyncio.Protocol -------------------------------------------------

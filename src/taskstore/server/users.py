@@ -43,7 +43,7 @@ class User:
 
 
 def valid_name(name: str) -> bool:
-    """User names and owner ids: 1–256 printable ASCII characters, no spaces."""
+    """User names and owner ids: 1-256 printable ASCII characters, no spaces."""
     return 0 < len(name) <= 256 and all("!" <= ch <= "~" for ch in name)
 
 
@@ -57,9 +57,7 @@ def _digest(name: str, password: Any) -> bytes:
         except ValueError:
             digest = b""
         if len(digest) != 32:
-            raise UserConfigError(
-                f"user '{name}': password 'sha256:<hex>' needs 64 hex digits"
-            )
+            raise UserConfigError(f"user '{name}': password 'sha256:<hex>' needs 64 hex digits")
         return digest
     return hashlib.sha256(password.encode("utf-8")).digest()
 

@@ -17,7 +17,6 @@ from taskstore.server.commands.base import (
     not_integer,
     syntax_error,
 )
-
 from taskstore.server.users import User
 
 if TYPE_CHECKING:
@@ -248,7 +247,9 @@ def _valid_name(raw: bytes, what: str = "Client names") -> str:
 
 # -- CLIENT -----------------------------------------------------------------
 
-client = container("client", group="connection", summary="A container for client connection commands.")
+client = container(
+    "client", group="connection", summary="A container for client connection commands."
+)
 
 _CLIENT_HELP = [
     "GETNAME",
@@ -511,4 +512,3 @@ def time_(conn: Connection, args: list[bytes]) -> Any:
     now = time.time()
     secs = int(now)
     return [str(secs).encode(), str(int((now - secs) * 1_000_000)).encode()]
-

@@ -305,7 +305,9 @@ def command_getkeys(conn: Connection, args: list[bytes]) -> Any:
     raise CommandError("ERR The command has no key arguments")
 
 
-@command("help", 2, summary="Returns helpful text about the different subcommands.", parent=command_cmd)
+@command(
+    "help", 2, summary="Returns helpful text about the different subcommands.", parent=command_cmd
+)
 def command_help(conn: Connection, args: list[bytes]) -> Any:
     return help_reply(
         "command",
@@ -328,7 +330,9 @@ def command_help(conn: Connection, args: list[bytes]) -> Any:
 
 # -- CONFIG -------------------------------------------------------------------
 
-config_cmd = container("config", group="server", summary="A container for server configuration commands.")
+config_cmd = container(
+    "config", group="server", summary="A container for server configuration commands."
+)
 
 # What Redis clients ask about on connect; fixed here because there is no such setting.
 _FIXED_CONFIG = {
@@ -395,7 +399,9 @@ def config_set(conn: Connection, args: list[bytes]) -> Any:
     for name, raw in pairs:
         setting = SETTINGS.get(name)
         if setting is None:
-            raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
+            raise CommandError(
+                f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+            )
         if not setting.runtime:
             raise CommandError(
                 f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
@@ -426,14 +432,22 @@ def config_resetstat(conn: Connection, args: list[bytes]) -> Any:
     return OK
 
 
-@command("rewrite", 2, summary="Persists the effective configuration to file.", admin=True, parent=config_cmd)
+@command(
+    "rewrite",
+    2,
+    summary="Persists the effective configuration to file.",
+    admin=True,
+    parent=config_cmd,
+)
 def config_rewrite(conn: Connection, args: list[bytes]) -> Any:
     raise CommandError(
         "ERR CONFIG REWRITE is not supported: settings come from the config file and flags"
     )
 
 
-@command("help", 2, summary="Returns helpful text about the different subcommands.", parent=config_cmd)
+@command(
+    "help", 2, summary="Returns helpful text about the different subcommands.", parent=config_cmd
+)
 def config_help(conn: Connection, args: list[bytes]) -> Any:
     return help_reply(
         "config",
@@ -478,7 +492,10 @@ _FLUSH_ARGS = (
         "flush-type",
         "oneof",
         optional=True,
-        arguments=(Arg("async", "pure-token", token="ASYNC"), Arg("sync", "pure-token", token="SYNC")),
+        arguments=(
+            Arg("async", "pure-token", token="ASYNC"),
+            Arg("sync", "pure-token", token="SYNC"),
+        ),
     ),
 )
 
@@ -537,6 +554,3 @@ def shutdown(conn: Connection, args: list[bytes]) -> Any:
     conn.server.request_shutdown()
     conn.closing = True
     return NO_REPLY  # like Redis: no reply, the connection just closes
-
-
-
