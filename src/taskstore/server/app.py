@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from taskstore.server.blocking import Waiters
 from taskstore.server.config import LOG_LEVELS, STORE_SETTINGS, ConfigError, ServerConfig
 from taskstore.server.connection import Connection
 from taskstore.store import TaskStore
@@ -42,6 +43,8 @@ class Server:
             config.validate()
         self.config = config
         self.store = TaskStore(config.store_config(), config.security_config())
+        self.waiters = Waiters(self.store)
+        self.store.add_listener(self.waiters.on_change)
         self.security = config.security_config()
         self.clients: dict[int, Connection] = {}
         self.stats: Counter[str] = Counter()

@@ -17,7 +17,8 @@ from taskstore.protocol import (
     encode_into,
     error_bytes,
 )
-from taskstore.server.commands import TABLE, Command, CommandError
+from taskstore.server.blocking import Waiter
+from taskstore.server.commands import BLOCKED, TABLE, Command, CommandError
 from taskstore.server.users import User, valid_name
 from taskstore.store import TaskError
 
@@ -36,10 +37,12 @@ class Connection(asyncio.Protocol):
         "account",
         "addr",
         "authenticated",
+        "blocked",
         "closing",
         "created",
         "db",
         "id",
+        "in_exec",
         "laddr",
         "last_cmd",
         "last_interaction",
@@ -52,6 +55,7 @@ class Connection(asyncio.Protocol):
         "no_touch",
         "password_auth",
         "paused",
+        "pending",
         "reader",
         "resp3",
         "server",
@@ -76,6 +80,11 @@ class Connection(asyncio.Protocol):
         self.multi_dirty = False
         self.closing = False
         self.paused = False
+        self.in_exec = False  # running EXEC's queue: blocking commands must not wait
+        self.blocked: Waiter | None = None
+        # commands read but not run yet because one before them blocked, and the
+        # protocol error (if any) that ended their read
+        self.pending: tuple[list[list[bytes]], Exception | None] | None = None
         self.no_evict = False
         self.no_touch = False
         self.addr = ""
@@ -166,6 +175,9 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        if self.blocked is not None:
+            self.server.waiters.remove(self.blocked)  # a blocked client leaves nothing behind
+            self.blocked = None
         if self.id:
             self.server.unregister(self)
 
@@ -184,22 +196,44 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
-        reader = self.reader
         try:
-            reader.feed(data)
+            self.reader.feed(data)
         except QueryBufferLimit as e:
             log.warning("client %s: %s", self.describe(), e)
             self.close()
             return
         self.last_interaction = time.monotonic()
+        if self.blocked is None:  # a blocked client's requests wait in the reader
+            self.run([])
+
+    def resume(self, reply: Any) -> None:
+        """A blocking command finished (woken or timed out): answer it and carry on."""
+        self.blocked = None
+        if self.closing:
+            return
         out: list[bytes] = []
-        lookup = TABLE.get
+        encode_into(reply, out, self.resp3)
+        self.run(out)
+
+    def run(self, out: list[bytes]) -> None:
+        """Run commands (held back ones first, then what the reader has) until there are no
+        more, one blocks, or the connection is closing; write every reply with one write."""
+        reader = self.reader
         server = self.server
-        while True:
-            one_at_a_time = reader.unauthenticated
-            cmds, err = reader.parse()
-            server.commands_processed += len(cmds)
-            for args in cmds:
+        lookup = TABLE.get
+        while not self.closing:
+            if self.pending is not None:
+                cmds, err = self.pending
+                self.pending = None
+                held = True  # then read on from the buffer
+            else:
+                held = False
+                # Before authentication the reader yields one command at a time, because the
+                # limits of the next one depend on whether this one authenticated.
+                more = reader.unauthenticated
+                cmds, err = reader.parse()
+                server.commands_processed += len(cmds)
+            for i, args in enumerate(cmds):
                 # The hot path, kept flat on purpose: a known command with the right number
                 # of arguments, from an authenticated client outside MULTI, needing no admin
                 # right. Everything else goes through dispatch_slow.
@@ -220,6 +254,11 @@ class Connection(asyncio.Protocol):
                         reply = self.internal_error(cmd)
                 else:
                     reply = self.dispatch_slow(cmd, args)
+                if reply is BLOCKED:
+                    # the handler parked this client: the rest waits until it is woken
+                    self.pending = (cmds[i + 1 :], err)
+                    self.flush(out)
+                    return
                 encode_into(reply, out, self.resp3)
                 if self.closing:
                     break
@@ -228,15 +267,25 @@ class Connection(asyncio.Protocol):
                 log.debug("client %s: protocol error: %s", self.describe(), err)
                 out.append(error_bytes(str(err)))
                 self.closing = True
-            # Before authentication the reader yields one command at a time, because the
-            # limits for the next one depend on whether this one authenticated.
-            if self.closing or not cmds or not one_at_a_time or not reader.buffered:
+            if not held and (not more or not cmds or not reader.buffered):
                 break
+        self.flush(out)
+
+    def flush(self, out: list[bytes]) -> None:
         transport = self.transport
-        if out and transport is not None:
+        if transport is None:
+            return
+        if out:
             transport.write(b"".join(out))
-        if self.closing and transport is not None:
+        if self.closing:
             transport.close()
+
+    def block(self, owner: str, task_id: str, kind: str, status: Any, timeout_ms: int) -> Any:
+        """Park this client until the task changes (see blocking.py); returns BLOCKED."""
+        waiter = Waiter(self, owner, task_id, kind, status)
+        self.blocked = waiter
+        self.server.waiters.add(waiter, timeout_ms)
+        return BLOCKED
 
     # -- commands ---------------------------------------------------------
 

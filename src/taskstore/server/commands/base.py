@@ -15,6 +15,18 @@ if TYPE_CHECKING:
 Handler = Callable[["Connection", list[bytes]], Any]
 
 
+class _Blocked:
+    """Returned by a handler that parked its client (blocking commands)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "BLOCKED"
+
+
+BLOCKED = _Blocked()
+
+
 class CommandError(Exception):
     """Raised by a handler: the text is the complete error reply (``ERR ...``)."""
 

@@ -7,7 +7,7 @@ import hmac
 import time
 from typing import TYPE_CHECKING, Any
 
-from taskstore.protocol import OK, PONG, SimpleString, Verbatim
+from taskstore.protocol import OK, PONG, ErrorReply, SimpleString, Verbatim
 from taskstore.server.commands.base import (
     Arg,
     CommandError,
@@ -448,6 +448,45 @@ def client_kill(conn: Connection, args: list[bytes]) -> Any:
         c.close()
         killed += 1
     return killed
+
+
+@command(
+    "unblock",
+    -3,
+    summary="Unblocks a client blocked in TASK.RESULT BLOCK or TASK.WAIT.",
+    since="5.0.0",
+    arguments=(
+        Arg("client-id", "integer"),
+        Arg(
+            "unblock-type",
+            "oneof",
+            optional=True,
+            arguments=(
+                Arg("timeout", "pure-token", token="TIMEOUT"),
+                Arg("error", "pure-token", token="ERROR"),
+            ),
+        ),
+    ),
+    admin=True,
+    parent=client,
+)
+def client_unblock(conn: Connection, args: list[bytes]) -> Any:
+    if len(args) > 4:
+        raise syntax_error()
+    try:
+        cid = int(args[2])
+    except ValueError:
+        raise not_integer() from None
+    mode = args[3].lower() if len(args) == 4 else b"timeout"
+    if mode not in (b"timeout", b"error"):
+        raise CommandError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+    target = conn.server.clients.get(cid)
+    if target is None or target.blocked is None:
+        return 0
+    reply = (
+        ErrorReply("UNBLOCKED client unblocked via CLIENT UNBLOCK") if mode == b"error" else None
+    )
+    return 1 if conn.server.waiters.wake(target.blocked, reply) else 0
 
 
 def _on_off(conn: Connection, args: list[bytes]) -> bool:

@@ -100,7 +100,7 @@ def info_sections(conn: Connection) -> dict[str, list[tuple[str, Any]]]:
         "clients": [
             ("connected_clients", len(server.clients)),
             ("maxclients", cfg.maxclients),
-            ("blocked_clients", 0),
+            ("blocked_clients", server.waiters.count),
             ("pubsub_clients", 0),
         ],
         "memory": [
@@ -484,6 +484,7 @@ def _flush(conn: Connection, args: list[bytes]) -> Any:
     if len(args) > 2 or (len(args) == 2 and args[1].lower() not in (b"async", b"sync")):
         raise syntax_error()
     conn.server.store.flush()
+    conn.server.waiters.wake_all_gone()
     return OK
 
 

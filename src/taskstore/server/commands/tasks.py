@@ -208,23 +208,74 @@ def task_setresult(conn: Connection, args: list[bytes]) -> Any:
 _RESULT_OPTS = frozenset({b"BLOCK"})
 
 
+def _timeout(raw: bytes) -> int:
+    """BLOCK <ms>: 0 waits forever (Redis's wording for bad timeouts)."""
+    try:
+        ms = int(raw)
+    except ValueError:
+        raise CommandError("ERR timeout is not an integer or out of range") from None
+    if ms < 0:
+        raise CommandError("ERR timeout is negative")
+    return ms
+
+
 @command(
     "task.result",
     -2,
-    flags=("readonly",),
+    flags=("readonly", "blocking"),
     group=_GROUP,
-    summary="Returns a terminal task's result JSON.",
+    summary="Returns a terminal task's result JSON; with BLOCK, waits until the task is terminal.",
     since="0.1.0",
     arguments=(Arg("id"), Arg("timeout", "integer", token="BLOCK", optional=True), _OWNER_ARG),
-    categories=("read",),
+    categories=("read", "blocking"),
 )
 def task_result(conn: Connection, args: list[bytes]) -> Any:
     owner, opts = _options(conn, args, 2, _RESULT_OPTS)
-    if b"BLOCK" in opts:
-        raise CommandError(
-            "ERR TASK.RESULT BLOCK is not supported yet; poll TASK.GET until the task is terminal"
-        )
-    return conn.server.store.get_result(owner, _text(args[1]))
+    task_id = _text(args[1])
+    store = conn.server.store
+    raw_block = opts.get(b"BLOCK")
+    if raw_block is None:
+        return store.get_result(owner, task_id)
+    timeout = _timeout(raw_block)
+    record = store.get(owner, task_id)  # NOTFOUND at once
+    if record.status.is_terminal:
+        return store.get_result(owner, task_id)  # the result, or NOTREADY if none was stored
+    if conn.in_exec:
+        return None  # inside MULTI nothing waits: as if the timeout passed
+    return conn.block(owner, task_id, "result", None, timeout)
+
+
+_WAIT_OPTS = frozenset({b"STATUS", b"BLOCK"})
+
+
+@command(
+    "task.wait",
+    -2,
+    flags=("readonly", "blocking"),
+    group=_GROUP,
+    summary="Waits until a task's status differs from STATUS (or, without it, its next change).",
+    since="0.1.0",
+    arguments=(
+        Arg("id"),
+        Arg("status", token="STATUS", optional=True),
+        Arg("timeout", "integer", token="BLOCK", optional=True),
+        _OWNER_ARG,
+    ),
+    categories=("read", "blocking"),
+)
+def task_wait(conn: Connection, args: list[bytes]) -> Any:
+    owner, opts = _options(conn, args, 2, _WAIT_OPTS)
+    task_id = _text(args[1])
+    raw_status = opts.get(b"STATUS")
+    status = None if raw_status is None else parse_status(_text(raw_status))
+    raw_block = opts.get(b"BLOCK")
+    timeout = 0 if raw_block is None else _timeout(raw_block)
+    record = conn.server.store.get(owner, task_id)  # NOTFOUND at once
+    if status is not None and record.status != status:
+        return record.wire_json()
+    if conn.in_exec:
+        return None
+    return conn.block(owner, task_id, "wait", status, timeout)
 
 
 @command(

@@ -53,7 +53,11 @@ def exec_(conn: Connection, args: list[bytes]) -> Any:
     conn.multi_dirty = False
     if dirty:
         raise CommandError("EXECABORT Transaction discarded because of previous errors.")
-    return [conn.call(cmd, cmd_args) for cmd, cmd_args in queued]
+    conn.in_exec = True  # blocking commands answer at once inside a transaction, as in Redis
+    try:
+        return [conn.call(cmd, cmd_args) for cmd, cmd_args in queued]
+    finally:
+        conn.in_exec = False
 
 
 @command(

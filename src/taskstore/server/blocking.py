@@ -1,0 +1,106 @@
+"""Blocking waits (TASK.RESULT … BLOCK, TASK.WAIT): clients parked on a task until it changes.
+
+A waiter is keyed by (owner, task id). The store calls ``Waiters.on_change`` synchronously
+after every change; the reply is computed there, from the state right after that change, and
+handed to the waiting connection on the next loop iteration (never inside another client's
+command, so a woken client's queued commands cannot run in the middle of someone else's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from taskstore.protocol import ErrorReply
+from taskstore.store import TaskError, TaskNotFound, TaskRecord, TaskStatus
+
+if TYPE_CHECKING:
+    from taskstore.server.connection import Connection
+    from taskstore.store import TaskStore
+
+_GONE = frozenset({"deleted", "evicted"})
+
+
+class Waiter:
+    """One blocked client: what it waits for, and how to answer it."""
+
+    __slots__ = ("conn", "key", "kind", "status", "timer")
+
+    def __init__(
+        self, conn: Connection, owner: str, task_id: str, kind: str, status: TaskStatus | None
+    ) -> None:
+        self.conn = conn
+        self.key = (owner, task_id)
+        self.kind = kind  # "result" (TASK.RESULT BLOCK) or "wait" (TASK.WAIT)
+        self.status = status  # TASK.WAIT STATUS <s>: wake once the status differs
+        self.timer: asyncio.TimerHandle | None = None
+
+    def reply_for(self, event: str, record: TaskRecord, store: TaskStore) -> Any:
+        """The reply if this change ends the wait, else None (keep waiting)."""
+        owner, task_id = self.key
+        if event in _GONE:
+            return ErrorReply(str(TaskNotFound(task_id)))
+        if self.kind == "result":
+            if not record.status.is_terminal:
+                return None
+            try:
+                return store.get_result(owner, task_id)
+            except TaskError as e:  # e.g. cancelled without a result: NOTREADY
+                return ErrorReply(str(e))
+        if self.status is not None and record.status == self.status:
+            return None
+        return record.wire_json()
+
+
+class Waiters:
+    """Every blocked client of one server."""
+
+    def __init__(self, store: TaskStore) -> None:
+        self.store = store
+        self.by_task: dict[tuple[str, str], set[Waiter]] = {}
+        self.count = 0
+
+    def add(self, waiter: Waiter, timeout_ms: int) -> None:
+        self.by_task.setdefault(waiter.key, set()).add(waiter)
+        self.count += 1
+        if timeout_ms:
+            loop = asyncio.get_running_loop()
+            waiter.timer = loop.call_later(timeout_ms / 1000, self.wake, waiter, None)
+
+    def remove(self, waiter: Waiter) -> bool:
+        """Forget a waiter (woken, timed out, disconnected); False if it was already gone."""
+        waiters = self.by_task.get(waiter.key)
+        if waiters is None or waiter not in waiters:
+            return False
+        waiters.discard(waiter)
+        if not waiters:
+            del self.by_task[waiter.key]
+        self.count -= 1
+        if waiter.timer is not None:
+            waiter.timer.cancel()
+            waiter.timer = None
+        return True
+
+    def wake(self, waiter: Waiter, reply: Any) -> bool:
+        """Answer a waiter with ``reply`` (None: timed out) and let its connection go on."""
+        if not self.remove(waiter):
+            return False
+        conn = waiter.conn
+        asyncio.get_running_loop().call_soon(conn.resume, reply)
+        return True
+
+    def on_change(self, event: str, owner: str, record: TaskRecord) -> None:
+        """Store listener: wake the waiters this change satisfies."""
+        waiters = self.by_task.get((owner, record.task_id))
+        if not waiters:
+            return
+        for waiter in list(waiters):
+            reply = waiter.reply_for(event, record, self.store)
+            if reply is not None:
+                self.wake(waiter, reply)
+
+    def wake_all_gone(self) -> None:
+        """FLUSHALL: every task is gone, so every waiter gets NOTFOUND."""
+        for waiters in list(self.by_task.values()):
+            for waiter in list(waiters):
+                self.wake(waiter, ErrorReply(str(TaskNotFound(waiter.key[1]))))
