@@ -18,6 +18,7 @@ value                  RESP3                   RESP2 (as Redis downgrades)
 ``set`` / frozenset    set ``~``               array
 ``Verbatim``           verbatim ``=``          bulk string
 ``Push``               push ``>``              array
+``Replies``            each item as its own reply (one command, several answers)
 ``Raw``                (already encoded, sent as is)
 =====================  ======================  =================================
 """
@@ -49,6 +50,12 @@ class Verbatim(str):
 
 class Push(list[Any]):
     """RESP3 out-of-band push (pub/sub messages); an array in RESP2."""
+
+    __slots__ = ()
+
+
+class Replies(list[Any]):
+    """Several top-level replies from one command (SUBSCRIBE a b c answers three times)."""
 
     __slots__ = ()
 
@@ -142,6 +149,11 @@ def _enc_push(v: Push, out: list[bytes], resp3: bool) -> None:
         _ENCODERS.get(item.__class__, _enc_slow)(item, out, resp3)
 
 
+def _enc_replies(v: Replies, out: list[bytes], resp3: bool) -> None:
+    for item in v:
+        _ENCODERS.get(item.__class__, _enc_slow)(item, out, resp3)
+
+
 def _enc_map(v: dict[Any, Any], out: list[bytes], resp3: bool) -> None:
     out.append(b"%%%d\r\n" % len(v) if resp3 else b"*%d\r\n" % (2 * len(v)))
     for key, item in v.items():
@@ -194,6 +206,7 @@ _ENCODERS: dict[type, _Encoder] = {
     ErrorReply: _enc_error,
     Verbatim: _enc_verbatim,
     Push: _enc_push,
+    Replies: _enc_replies,
     Raw: _enc_raw,
     _NullArray: _enc_null_array,
 }

@@ -19,6 +19,7 @@ from collections import Counter
 from typing import Any
 
 from taskstore.server.blocking import Waiters
+from taskstore.server.pubsub import Hub
 from taskstore.server.config import LOG_LEVELS, STORE_SETTINGS, ConfigError, ServerConfig
 from taskstore.server.connection import Connection
 from taskstore.store import TaskStore
@@ -45,6 +46,8 @@ class Server:
         self.store = TaskStore(config.store_config(), config.security_config())
         self.waiters = Waiters(self.store)
         self.store.add_listener(self.waiters.on_change)
+        self.hub = Hub(config.pubsub_output_limit)
+        self.store.add_listener(self.hub.publish_task)
         self.security = config.security_config()
         self.clients: dict[int, Connection] = {}
         self.stats: Counter[str] = Counter()
@@ -174,6 +177,8 @@ class Server:
             self.store.reconfigure(security_config=self.security)
         if changed.keys() & STORE_SETTINGS:
             self.store.reconfigure(store_config=cfg.store_config())
+        if "pubsub_output_limit" in changed:
+            self.hub.output_limit = cfg.pubsub_output_limit
         if "loglevel" in changed:
             log.setLevel(LOG_LEVELS[cfg.loglevel])
 

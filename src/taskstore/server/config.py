@@ -158,6 +158,14 @@ SETTINGS: dict[str, Setting] = {
             "unsent reply bytes at which a client's requests stop being read",
             1024,
         ),
+        Setting(
+            "pubsub_output_limit",
+            "memory",
+            32 * 1024 * 1024,
+            True,
+            "unsent pub/sub bytes at which a subscriber that does not read is disconnected",
+            1024,
+        ),
         Setting("hz", "int", 10, True, "background expiry sweeps per second", 1),
         Setting(
             "event_loop", "loop", "auto", False, "auto (uvloop when installed), asyncio or uvloop"

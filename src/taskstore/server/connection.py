@@ -30,6 +30,9 @@ log = logging.getLogger("taskstore")
 # Commands that run at once inside MULTI instead of being queued.
 _MULTI_IMMEDIATE = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
 _NOAUTH = "NOAUTH Authentication required."
+_SUBSCRIBED_ALLOWED = frozenset(
+    {"subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ping", "quit", "reset"}
+)
 
 
 class Connection(asyncio.Protocol):
@@ -38,6 +41,7 @@ class Connection(asyncio.Protocol):
         "addr",
         "authenticated",
         "blocked",
+        "channels",
         "closing",
         "created",
         "db",
@@ -53,11 +57,14 @@ class Connection(asyncio.Protocol):
         "name",
         "no_evict",
         "no_touch",
+        "out",
         "password_auth",
+        "patterns",
         "paused",
         "pending",
         "reader",
         "resp3",
+        "restricted",
         "server",
         "transport",
         "user",
@@ -85,6 +92,13 @@ class Connection(asyncio.Protocol):
         # commands read but not run yet because one before them blocked, and the
         # protocol error (if any) that ended their read
         self.pending: tuple[list[list[bytes]], Exception | None] | None = None
+        self.channels: set[bytes] = set()
+        self.patterns: set[bytes] = set()
+        # RESP2 and subscribed: only (P)SUBSCRIBE, (P)UNSUBSCRIBE, PING, QUIT, RESET run
+        self.restricted = False
+        # the replies being built while this connection runs commands (pub/sub messages
+        # for it are added there, in order), None otherwise
+        self.out: list[bytes] | None = None
         self.no_evict = False
         self.no_touch = False
         self.addr = ""
@@ -130,6 +144,10 @@ class Connection(asyncio.Protocol):
         self.authenticated = True
         self.password_auth = with_password
         self.reader.unauthenticated = False
+
+    def update_restricted(self) -> None:
+        """RESP2 clients with subscriptions may only run the pub/sub commands (Redis's rule)."""
+        self.restricted = bool(self.channels or self.patterns) and not self.resp3
 
     def task_owner(self) -> str:
         """The owner TASK commands act for; refuses anonymous use when it is off."""
@@ -178,6 +196,8 @@ class Connection(asyncio.Protocol):
         if self.blocked is not None:
             self.server.waiters.remove(self.blocked)  # a blocked client leaves nothing behind
             self.blocked = None
+        if self.channels or self.patterns:
+            self.server.hub.drop(self)
         if self.id:
             self.server.unregister(self)
 
@@ -221,6 +241,7 @@ class Connection(asyncio.Protocol):
         reader = self.reader
         server = self.server
         lookup = TABLE.get
+        self.out = out
         while not self.closing:
             if self.pending is not None:
                 cmds, err = self.pending
@@ -244,6 +265,7 @@ class Connection(asyncio.Protocol):
                     and self.multi is None
                     and self.authenticated
                     and not cmd.admin
+                    and not self.restricted
                 ):
                     self.last_cmd = cmd.name
                     try:
@@ -272,6 +294,7 @@ class Connection(asyncio.Protocol):
         self.flush(out)
 
     def flush(self, out: list[bytes]) -> None:
+        self.out = None
         transport = self.transport
         if transport is None:
             return
@@ -300,6 +323,11 @@ class Connection(asyncio.Protocol):
         if not self.authenticated and not cmd.noauth:
             self.multi_dirty = self.multi is not None
             return ErrorReply(_NOAUTH)
+        if self.restricted and cmd.name not in _SUBSCRIBED_ALLOWED:
+            return ErrorReply(
+                f"ERR Can't execute '{cmd.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                "PING / QUIT / RESET are allowed in this context"
+            )
         if self.multi is not None and cmd.name not in _MULTI_IMMEDIATE:
             if cmd.no_multi:
                 self.multi_dirty = True

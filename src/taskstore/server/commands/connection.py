@@ -35,6 +35,8 @@ _WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
     categories=("fast", "connection"),
 )
 def ping(conn: Connection, args: list[bytes]) -> Any:
+    if conn.restricted and len(args) <= 2:  # RESP2 subscribed mode answers with an array
+        return [b"pong", args[1] if len(args) == 2 else b""]
     if len(args) == 1:
         return PONG
     if len(args) == 2:
@@ -83,6 +85,8 @@ def reset(conn: Connection, args: list[bytes]) -> Any:
     conn.resp3 = False
     conn.name = ""
     conn.no_evict = conn.no_touch = False
+    conn.server.hub.drop(conn)
+    conn.restricted = False
     if conn.server.config.requirepass:
         conn.authenticated = False
         conn.password_auth = False
@@ -209,6 +213,7 @@ def hello(conn: Connection, args: list[bytes]) -> Any:
     if name is not None:
         conn.name = name
     conn.resp3 = resp3
+    conn.update_restricted()
     return {
         "server": "redis",
         "version": REDIS_VERSION,

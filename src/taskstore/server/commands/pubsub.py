@@ -1,0 +1,191 @@
+"""SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH and PUBSUB (see pubsub.py)."""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import TYPE_CHECKING, Any
+
+from taskstore.protocol import Push, Replies
+from taskstore.server.commands.base import Arg, CommandError, command, container, help_reply
+from taskstore.server.pubsub import TASK_CHANNEL_PREFIX, may_read_task_channel
+
+if TYPE_CHECKING:
+    from taskstore.server.connection import Connection
+
+_NOPERM_CHANNEL = "NOPERM No permissions to access a channel"
+_GROUP = "pubsub"
+
+
+def _count(conn: Connection) -> int:
+    return len(conn.channels) + len(conn.patterns)
+
+
+@command(
+    "subscribe",
+    -2,
+    flags=("pubsub", "noscript", "loading", "stale"),
+    group=_GROUP,
+    summary="Listens for messages published to channels; tasks:<owner> carries task changes.",
+    since="2.0.0",
+    complexity="O(N) where N is the number of channels to subscribe to",
+    arguments=(Arg("channel", multiple=True),),
+    categories=("pubsub", "slow"),
+)
+def subscribe(conn: Connection, args: list[bytes]) -> Any:
+    channels = args[1:]
+    for channel in channels:  # all or nothing: check every channel first
+        if channel.startswith(TASK_CHANNEL_PREFIX) and not may_read_task_channel(conn, channel):
+            raise CommandError(_NOPERM_CHANNEL)
+    hub = conn.server.hub
+    replies = Replies()
+    for channel in channels:
+        hub.subscribe(conn, channel)
+        replies.append(Push([b"subscribe", channel, _count(conn)]))
+    conn.update_restricted()
+    return replies
+
+
+@command(
+    "unsubscribe",
+    -1,
+    flags=("pubsub", "noscript", "loading", "stale"),
+    group=_GROUP,
+    summary="Stops listening to messages posted to channels (all of them when none is given).",
+    since="2.0.0",
+    complexity="O(N) where N is the number of channels to unsubscribe from",
+    arguments=(Arg("channel", optional=True, multiple=True),),
+    categories=("pubsub", "slow"),
+)
+def unsubscribe(conn: Connection, args: list[bytes]) -> Any:
+    hub = conn.server.hub
+    channels = args[1:] or sorted(conn.channels)
+    replies = Replies()
+    for channel in channels:
+        hub.unsubscribe(conn, channel)
+        replies.append(Push([b"unsubscribe", channel, _count(conn)]))
+    if not replies:
+        replies.append(Push([b"unsubscribe", None, _count(conn)]))
+    conn.update_restricted()
+    return replies
+
+
+@command(
+    "psubscribe",
+    -2,
+    flags=("pubsub", "noscript", "loading", "stale"),
+    group=_GROUP,
+    summary="Listens for messages published to channels that match patterns.",
+    since="2.0.0",
+    complexity="O(N) where N is the number of patterns to subscribe to",
+    arguments=(Arg("pattern", "pattern", multiple=True),),
+    categories=("pubsub", "slow"),
+)
+def psubscribe(conn: Connection, args: list[bytes]) -> Any:
+    # Patterns are allowed; task notifications are filtered per subscriber when delivered.
+    hub = conn.server.hub
+    replies = Replies()
+    for pattern in args[1:]:
+        hub.psubscribe(conn, pattern)
+        replies.append(Push([b"psubscribe", pattern, _count(conn)]))
+    conn.update_restricted()
+    return replies
+
+
+@command(
+    "punsubscribe",
+    -1,
+    flags=("pubsub", "noscript", "loading", "stale"),
+    group=_GROUP,
+    summary="Stops listening to messages published to channels that match patterns.",
+    since="2.0.0",
+    complexity="O(N) where N is the number of patterns to unsubscribe from",
+    arguments=(Arg("pattern", "pattern", optional=True, multiple=True),),
+    categories=("pubsub", "slow"),
+)
+def punsubscribe(conn: Connection, args: list[bytes]) -> Any:
+    hub = conn.server.hub
+    patterns = args[1:] or sorted(conn.patterns)
+    replies = Replies()
+    for pattern in patterns:
+        hub.punsubscribe(conn, pattern)
+        replies.append(Push([b"punsubscribe", pattern, _count(conn)]))
+    if not replies:
+        replies.append(Push([b"punsubscribe", None, _count(conn)]))
+    conn.update_restricted()
+    return replies
+
+
+@command(
+    "publish",
+    3,
+    flags=("pubsub", "loading", "stale", "fast"),
+    group=_GROUP,
+    summary="Posts a message to a channel (not to tasks:*, which the server alone publishes).",
+    since="2.0.0",
+    complexity="O(N+M): N clients on the channel, M pattern subscriptions",
+    arguments=(Arg("channel"), Arg("message")),
+    categories=("pubsub", "fast"),
+)
+def publish(conn: Connection, args: list[bytes]) -> Any:
+    channel = args[1]
+    if channel.startswith(TASK_CHANNEL_PREFIX):
+        raise CommandError(_NOPERM_CHANNEL)
+    return conn.server.hub.publish(channel, args[2])
+
+
+pubsub = container("pubsub", group=_GROUP, summary="A container for Pub/Sub commands.")
+
+
+@command(
+    "channels",
+    -2,
+    summary="Returns the active channels (those your identity may see).",
+    arguments=(Arg("pattern", "pattern", optional=True),),
+    parent=pubsub,
+)
+def pubsub_channels(conn: Connection, args: list[bytes]) -> Any:
+    if len(args) > 3:
+        raise CommandError("ERR wrong number of arguments for 'pubsub|channels' command")
+    pattern = args[2].decode("utf-8", "surrogateescape") if len(args) == 3 else "*"
+    return [
+        ch
+        for ch in conn.server.hub.channels
+        if fnmatch.fnmatchcase(ch.decode("utf-8", "surrogateescape"), pattern)
+        and (not ch.startswith(TASK_CHANNEL_PREFIX) or may_read_task_channel(conn, ch))
+    ]
+
+
+@command(
+    "numsub",
+    -2,
+    summary="Returns the count of subscribers of channels.",
+    arguments=(Arg("channel", optional=True, multiple=True),),
+    parent=pubsub,
+)
+def pubsub_numsub(conn: Connection, args: list[bytes]) -> Any:
+    channels = conn.server.hub.channels
+    out: list[Any] = []
+    for ch in args[2:]:
+        visible = not ch.startswith(TASK_CHANNEL_PREFIX) or may_read_task_channel(conn, ch)
+        out += [ch, len(channels.get(ch, ())) if visible else 0]
+    return out
+
+
+@command("numpat", 2, summary="Returns a count of unique pattern subscriptions.", parent=pubsub)
+def pubsub_numpat(conn: Connection, args: list[bytes]) -> Any:
+    return len(conn.server.hub.patterns)
+
+
+@command("help", 2, summary="Returns helpful text about the different subcommands.", parent=pubsub)
+def pubsub_help(conn: Connection, args: list[bytes]) -> Any:
+    return help_reply(
+        "pubsub",
+        [
+            "CHANNELS [<pattern>]",
+            "    Return the currently active channels matching a <pattern> (default: '*').",
+            "NUMPAT",
+            "    Return number of subscriptions to patterns.",
+            "NUMSUB [<channel> ...]",
+            "    Return the number of subscribers for the specified channels.",
+        ],
+    )

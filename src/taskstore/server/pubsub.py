@@ -1,0 +1,130 @@
+"""Pub/sub: channels, patterns, and the ``tasks:<owner>`` notification channels.
+
+Every change of a task is published as its JSON on ``tasks:<owner>``. Only that owner (and
+identities that may impersonate) may subscribe to it; pattern subscribers receive a task
+notification only if they could have subscribed to its channel, so a pattern like ``*`` never
+leaks another owner's tasks. Clients cannot PUBLISH to ``tasks:*``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from typing import TYPE_CHECKING
+
+from taskstore.protocol import Push, encode
+
+if TYPE_CHECKING:
+    from taskstore.server.connection import Connection
+    from taskstore.store import TaskRecord
+
+log = logging.getLogger("taskstore")
+
+TASK_CHANNEL_PREFIX = b"tasks:"
+
+
+def may_read_task_channel(conn: Connection, channel: bytes) -> bool:
+    """Whether ``conn`` may receive messages of this ``tasks:<owner>`` channel."""
+    account = conn.account
+    if account is not None and account.can_impersonate:
+        return True
+    try:
+        owner = conn.task_owner()
+    except Exception:
+        return False
+    return channel == TASK_CHANNEL_PREFIX + owner.encode("utf-8", "surrogateescape")
+
+
+class Hub:
+    """Who is subscribed to what, for one server."""
+
+    def __init__(self, output_limit: int) -> None:
+        self.channels: dict[bytes, set[Connection]] = {}
+        self.patterns: dict[bytes, set[Connection]] = {}
+        self.output_limit = output_limit  # bytes of unsent messages before a client is cut
+
+    # -- subscriptions ------------------------------------------------------
+
+    def subscribe(self, conn: Connection, channel: bytes) -> None:
+        if channel not in conn.channels:
+            conn.channels.add(channel)
+            self.channels.setdefault(channel, set()).add(conn)
+
+    def unsubscribe(self, conn: Connection, channel: bytes) -> None:
+        if channel in conn.channels:
+            conn.channels.discard(channel)
+            subs = self.channels.get(channel)
+            if subs is not None:
+                subs.discard(conn)
+                if not subs:
+                    del self.channels[channel]
+
+    def psubscribe(self, conn: Connection, pattern: bytes) -> None:
+        if pattern not in conn.patterns:
+            conn.patterns.add(pattern)
+            self.patterns.setdefault(pattern, set()).add(conn)
+
+    def punsubscribe(self, conn: Connection, pattern: bytes) -> None:
+        if pattern in conn.patterns:
+            conn.patterns.discard(pattern)
+            subs = self.patterns.get(pattern)
+            if subs is not None:
+                subs.discard(conn)
+                if not subs:
+                    del self.patterns[pattern]
+
+    def drop(self, conn: Connection) -> None:
+        """A client went away: forget all its subscriptions."""
+        for channel in list(conn.channels):
+            self.unsubscribe(conn, channel)
+        for pattern in list(conn.patterns):
+            self.punsubscribe(conn, pattern)
+
+    # -- delivery -------------------------------------------------------------
+
+    def publish(self, channel: bytes, message: bytes, *, task_channel: bool = False) -> int:
+        """Deliver to channel and pattern subscribers; returns how many received it."""
+        receivers = 0
+        for conn in list(self.channels.get(channel, ())):
+            self._send(conn, Push([b"message", channel, message]))
+            receivers += 1
+        if self.patterns:
+            text = channel.decode("utf-8", "surrogateescape")
+            for pattern, subs in list(self.patterns.items()):
+                if not fnmatch.fnmatchcase(text, pattern.decode("utf-8", "surrogateescape")):
+                    continue
+                for conn in list(subs):
+                    if task_channel and not may_read_task_channel(conn, channel):
+                        continue
+                    self._send(conn, Push([b"pmessage", pattern, channel, message]))
+                    receivers += 1
+        return receivers
+
+    def publish_task(self, event: str, owner: str, record: TaskRecord) -> None:
+        """Store listener: every change of a task goes out on ``tasks:<owner>``."""
+        if not self.channels and not self.patterns:
+            return
+        channel = TASK_CHANNEL_PREFIX + owner.encode("utf-8", "surrogateescape")
+        self.publish(channel, record.wire_json(), task_channel=True)
+
+    def _send(self, conn: Connection, message: Push) -> None:
+        if conn.closing:
+            return
+        data = encode(message, conn.resp3)
+        if conn.out is not None:
+            # the subscriber is running commands right now (it may have published this
+            # itself): keep the message in order with the replies it is building
+            conn.out.append(data)
+            return
+        transport = conn.transport
+        if transport is None:
+            return
+        transport.write(data)
+        if transport.get_write_buffer_size() > self.output_limit:
+            log.warning(
+                "client %s closed for overcoming of output buffer limits (pubsub, %d bytes unsent)",
+                conn.describe(),
+                transport.get_write_buffer_size(),
+            )
+            conn.closing = True
+            transport.abort()  # a subscriber that does not read loses its backlog
