@@ -19,9 +19,9 @@ from collections import Counter
 from typing import Any
 
 from taskstore.server.blocking import Waiters
-from taskstore.server.pubsub import Hub
 from taskstore.server.config import LOG_LEVELS, STORE_SETTINGS, ConfigError, ServerConfig
 from taskstore.server.connection import Connection
+from taskstore.server.pubsub import Hub
 from taskstore.store import TaskStore
 
 log = logging.getLogger("taskstore")
