@@ -1,0 +1,720 @@
+"""The sharded in-memory task store: the seed's ``TaskStore`` operations, owner-scoped.
+
+Pure and synchronous: no I/O, no asyncio, time only from the injected clock. Not thread-safe;
+the server calls it from its event loop only.
+
+Layout: ``shards`` shards; an owner's tasks all live in the shard picked by a stable hash
+(CRC-32) of the owner. A shard maps owner -> that owner's tasks by id (so a lookup always starts
+from the caller's owner and another owner's task is indistinguishable from a missing one), an
+ordered index per owner for TASK.LIST, and a heap of records by expiry time with lazy deletion
+for the active sweep. Records are keyed by owner, then id (two dict levels) rather than by one
+``"<owner>:<task_id>"`` string: the same structural isolation, without a key string of some 90
+bytes per task.
+
+Decisions where the seed, the spec and design.md leave room:
+
+* Store time never goes backwards: the clock is clamped to its highest value seen, so creation
+  order by ``(createdAt, seq)`` is the same as by ``seq`` alone and a wall clock stepping back
+  cannot reorder TASK.LIST pages or make ``lastUpdatedAt`` precede ``createdAt``.
+* Argument checks (status names, TTL, ids, message length, LIMIT) come before the task lookup;
+  then not found, expired, transition; payload checks (result size, JSON) come last, so a large
+  payload is not parsed for a task that does not exist.
+* Task ids are 1-256 characters in 0x21-0x7e: no space (ids travel in inline commands and in
+  space-separated error replies) and no control characters. A malformed id given to any
+  operation is ``ERR invalid task id``; such a task cannot exist.
+* Variables and results may still be set on a terminal task that has not expired (the seed does
+  the same: its set_variables/set_result only reject expired tasks). This lets a server mark a
+  task completed and attach its result afterwards. The status itself never leaves a terminal state.
+* ``cleanup_expired`` evicts every expired task now, ignoring ``expired_retention_ms``, as the
+  seed's cleanup removes expired tasks: it is the explicit "drop them" request, while retention
+  is the grace period of passive expiry (lazy access and ``sweep``).
+* ``delete`` works on expired tasks too: removing is what expiry would do anyway.
+* Status messages and request methods are held to ``max_string_length`` like variable strings.
+"""
+
+from __future__ import annotations
+
+import builtins
+import heapq
+import os
+import sys
+import zlib
+from collections.abc import Callable
+
+from taskstore.store.config import MAX_SAFE_INT, SecurityConfig, StoreConfig, config_items
+from taskstore.store.cursor import CursorCodec
+from taskstore.store.errors import (
+    InvalidArgument,
+    InvalidTransition,
+    LimitExceeded,
+    NotReady,
+    TaskExists,
+    TaskExpired,
+    TaskNotFound,
+    TooLarge,
+)
+from taskstore.store.index import SeqIndex
+from taskstore.store.jsonutil import (
+    check_variable_values,
+    dumps_compact,
+    parse_result,
+    parse_variables,
+    utf8_len,
+)
+from taskstore.store.record import TaskRecord
+from taskstore.store.status import TaskStatus, can_transition
+from taskstore.store.timefmt import wall_clock_ms
+
+__all__ = ["Clock", "Listener", "TaskStore"]
+
+Clock = Callable[[], int]
+Listener = Callable[[str, str, TaskRecord], None]
+
+_DEFAULT_STORE_CONFIG = StoreConfig()
+_DEFAULT_SECURITY_CONFIG = SecurityConfig()
+
+# A shard's heap is rebuilt once deleted entries outnumber live ones (and exceed this floor),
+# which keeps lazy deletion O(1) amortised without letting dead entries pile up for a whole ttl.
+_HEAP_COMPACT_FLOOR = 64
+_SHARD_CACHE_MAX = 65_536
+_MAX_ID_LEN = 256
+
+_COMPLETIONS = (TaskStatus.COMPLETED, TaskStatus.FAILED)
+
+
+def _new_task_id() -> str:
+    """A random UUID v4 string from the OS CSPRNG: what ``str(uuid.uuid4())`` gives, cheaper.
+
+    Randomness is read per id (no pooled bytes a fork could duplicate).
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_task_id(task_id: str) -> None:
+    """Reject ids that could not have been created (and would be unsafe to echo)."""
+    if not (0 < len(task_id) <= _MAX_ID_LEN and task_id.isascii() and task_id.isprintable()) or (
+        " " in task_id
+    ):
+        raise InvalidArgument(
+            "invalid task id: must be 1-256 printable ASCII characters (0x21-0x7e)"
+        )
+
+
+class _Owner:
+    """One owner's tasks within its shard."""
+
+    __slots__ = ("index", "name", "next_expiry", "tasks")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.tasks: dict[str, TaskRecord] = {}
+        self.index = SeqIndex()
+        # Lower bound on the earliest expiry among the owner's tasks (None: none expire). Kept
+        # exact on insert, left stale-low on removal, recomputed by the owner scan; lets the
+        # at-limit check skip the scan while nothing of this owner can be due.
+        self.next_expiry: int | None = None
+
+
+class _Shard:
+    __slots__ = ("dead", "heap", "owners")
+
+    def __init__(self) -> None:
+        self.owners: dict[str, _Owner] = {}
+        self.heap: list[TaskRecord] = []
+        self.dead = 0  # heap entries whose record has been removed
+
+
+class TaskStore:
+    """Owner-scoped task operations with the semantics of design.md sections 4 and 5."""
+
+    def __init__(
+        self,
+        store_config: StoreConfig = _DEFAULT_STORE_CONFIG,
+        security_config: SecurityConfig = _DEFAULT_SECURITY_CONFIG,
+        clock: Clock | None = None,
+    ) -> None:
+        self._cfg = store_config
+        self._sec = security_config
+        self._clock: Clock = clock if clock is not None else wall_clock_ms
+        self._last_now = -(2**62)
+        self._shards = [_Shard() for _ in range(store_config.shards)]
+        self._mask = store_config.shards - 1
+        self._shard_cache: dict[str, _Shard] = {}
+        self._cursors = CursorCodec()
+        self._listeners: list[Listener] = []
+        self._seq = 0
+        self._total = 0
+        self._by_status: dict[TaskStatus, int] = dict.fromkeys(TaskStatus, 0)
+        self._created_total = 0
+        self._evicted_total = 0
+        self._sweep_next = 0
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def store_config(self) -> StoreConfig:
+        return self._cfg
+
+    @property
+    def security_config(self) -> SecurityConfig:
+        return self._sec
+
+    def reconfigure(
+        self,
+        store_config: StoreConfig | None = None,
+        security_config: SecurityConfig | None = None,
+    ) -> None:
+        """Apply new settings at runtime (CONFIG SET); limits apply to later operations only.
+
+        ``shards`` cannot change: every owner's tasks would have to move.
+        """
+        if store_config is not None:
+            if store_config.shards != self._cfg.shards:
+                raise ValueError("shards cannot be changed at runtime")
+            self._cfg = store_config
+        if security_config is not None:
+            self._sec = security_config
+
+    def config_items(self) -> list[tuple[str, str | int | bool]]:
+        """The effective settings, for TASK.CONFIG."""
+        return config_items(self._cfg, self._sec)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(event, owner, record)`` after every successful change.
+
+        Events: created, updated, variables, result, completed, cancelled, deleted, evicted.
+        Listeners run synchronously after the change is committed and must not raise: an
+        exception propagates to the caller of the operation that triggered it.
+        """
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
+    def now_ms(self) -> int:
+        """Store time: the clock, clamped so it never goes backwards."""
+        now = self._clock()
+        if now < self._last_now:
+            return self._last_now
+        self._last_now = now
+        return now
+
+    # ------------------------------------------------------------------ internals
+
+    def _shard(self, owner: str) -> _Shard:
+        shard = self._shard_cache.get(owner)
+        if shard is None:
+            # A stable hash (not Python's per-process str hash) keeps the layout reproducible.
+            shard = self._shards[zlib.crc32(owner.encode("utf-8", "surrogatepass")) & self._mask]
+            if len(self._shard_cache) >= _SHARD_CACHE_MAX:
+                self._shard_cache.clear()
+            self._shard_cache[owner] = shard
+        return shard
+
+    def _notify(self, event: str, record: TaskRecord) -> None:
+        for listener in self._listeners:
+            listener(event, record.owner, record)
+
+    def _is_due(self, record: TaskRecord, now: int, retention: int) -> bool:
+        ttl = record.ttl_ms
+        return ttl is not None and now >= record.created_at_ms + ttl + retention
+
+    def _find(self, owner: str, task_id: str, now: int) -> tuple[_Shard, _Owner, TaskRecord]:
+        """Look a task up for its owner, lazily evicting it if its retention has run out."""
+        check_task_id(task_id)
+        shard = self._shard(owner)
+        entry = shard.owners.get(owner)
+        record = entry.tasks.get(task_id) if entry is not None else None
+        if record is None or entry is None:
+            raise TaskNotFound(task_id)
+        if self._is_due(record, now, self._cfg.expired_retention_ms):
+            self._evict(shard, entry, record, popped=False)
+            raise TaskNotFound(task_id)
+        return shard, entry, record
+
+    def _find_mutable(self, owner: str, task_id: str, now: int) -> TaskRecord:
+        record = self._find(owner, task_id, now)[2]
+        if record.is_expired(now):
+            raise TaskExpired(task_id)
+        return record
+
+    def _remove(self, shard: _Shard, entry: _Owner, record: TaskRecord, *, popped: bool) -> None:
+        """Drop a record from every structure; ``popped``: already taken off the heap."""
+        del entry.tasks[record.task_id]
+        entry.index.remove(record)
+        if not entry.tasks:
+            del shard.owners[entry.name]
+        self._total -= 1
+        self._by_status[record.status] -= 1
+        if record.ttl_ms is not None and not popped:
+            shard.dead += 1
+            if shard.dead > _HEAP_COMPACT_FLOOR and shard.dead * 2 > len(shard.heap):
+                self._compact_heap(shard)
+
+    def _compact_heap(self, shard: _Shard) -> None:
+        live = [r for r in shard.heap if self._alive(shard, r)]
+        heapq.heapify(live)
+        shard.heap = live
+        shard.dead = 0
+
+    @staticmethod
+    def _alive(shard: _Shard, record: TaskRecord) -> bool:
+        entry = shard.owners.get(record.owner)
+        return entry is not None and entry.tasks.get(record.task_id) is record
+
+    def _evict(self, shard: _Shard, entry: _Owner, record: TaskRecord, *, popped: bool) -> None:
+        self._remove(shard, entry, record, popped=popped)
+        self._evicted_total += 1
+        if self._listeners:
+            self._notify("evicted", record)
+
+    def _evict_owner_due(self, shard: _Shard, entry: _Owner, now: int, retention: int) -> int:
+        """Evict an owner's tasks due at ``now``; O(1) unless one of them can be due."""
+        earliest = entry.next_expiry
+        if earliest is None or now < earliest + retention:
+            return 0
+        due: list[TaskRecord] = []
+        next_expiry: int | None = None
+        for record in entry.tasks.values():
+            ttl = record.ttl_ms
+            if ttl is None:
+                continue
+            expires = record.created_at_ms + ttl
+            if now >= expires + retention:
+                due.append(record)
+            elif next_expiry is None or expires < next_expiry:
+                next_expiry = expires
+        entry.next_expiry = next_expiry
+        for record in due:
+            self._evict(shard, entry, record, popped=False)
+        return len(due)
+
+    def _drain(self, shard: _Shard, now: int, retention: int, budget: int | None) -> int:
+        """Evict due tasks of one shard in expiry order, at most ``budget`` of them."""
+        evicted = 0
+        # Dead entries cost a pop each; bound them too so one call stays short.
+        dead_budget = None if budget is None else budget * 8 + 64
+        while budget is None or evicted < budget:
+            heap = shard.heap  # re-read: a listener may have compacted it
+            if not heap:
+                break
+            top = heap[0]
+            if not self._alive(shard, top):
+                if dead_budget is not None:
+                    if dead_budget <= 0:
+                        break
+                    dead_budget -= 1
+                heapq.heappop(heap)
+                shard.dead -= 1
+                continue
+            if not self._is_due(top, now, retention):
+                break
+            heapq.heappop(heap)
+            self._evict(shard, shard.owners[top.owner], top, popped=True)
+            evicted += 1
+        return evicted
+
+    def _check_message(self, message: str) -> None:
+        limit = self._cfg.max_string_length
+        size = utf8_len(message)
+        if size > limit:
+            raise TooLarge(f"status message is {size} bytes (max {limit})")
+
+    def _set_status(self, record: TaskRecord, status: TaskStatus) -> None:
+        counts = self._by_status
+        counts[record.status] -= 1
+        counts[status] += 1
+        record.status = status
+
+    # ------------------------------------------------------------------ operations
+
+    def create(
+        self,
+        owner: str,
+        request_method: str,
+        ttl_ms: int | None = None,
+        *,
+        unlimited: bool = False,
+        poll_interval_ms: int | None = None,
+        task_id: str | None = None,
+    ) -> TaskRecord:
+        """Create a ``working`` task. A TTL over ``max_ttl_ms`` is rejected, never clamped.
+
+        ``unlimited`` (TTL NONE) is only possible when ``max_ttl_ms`` is 0. When the owner is at
+        ``max_tasks_per_owner``, its tasks past retention are evicted first; every other record
+        it holds counts, terminal and expired ones included. A duplicate id is reported before
+        the limit.
+        """
+        cfg = self._cfg
+        if not request_method:
+            raise InvalidArgument("request method must not be empty")
+        method_size = utf8_len(request_method)
+        if method_size > cfg.max_string_length:
+            raise TooLarge(f"request method is {method_size} bytes (max {cfg.max_string_length})")
+        ttl: int | None
+        if unlimited:
+            if ttl_ms is not None:
+                raise InvalidArgument("TTL and unlimited retention are mutually exclusive")
+            if cfg.max_ttl_ms != 0:
+                raise InvalidArgument(
+                    f"unlimited TTL (TTL NONE) needs max_ttl_ms 0; max_ttl_ms is {cfg.max_ttl_ms}"
+                )
+            ttl = None
+        elif ttl_ms is None:
+            ttl = cfg.default_ttl_ms
+        else:
+            if not _is_int(ttl_ms) or ttl_ms < 1:
+                raise InvalidArgument("TTL must be a whole number >= 1 or NONE")
+            maximum = cfg.max_ttl_ms or MAX_SAFE_INT
+            if ttl_ms > maximum:
+                raise InvalidArgument(f"TTL {ttl_ms}ms exceeds maximum allowed {maximum}ms")
+            ttl = ttl_ms
+        if poll_interval_ms is None:
+            poll = cfg.default_poll_interval_ms
+        elif not _is_int(poll_interval_ms) or not 1 <= poll_interval_ms <= MAX_SAFE_INT:
+            raise InvalidArgument("POLLINTERVAL must be a whole number >= 1")
+        else:
+            poll = poll_interval_ms
+        if task_id is not None:
+            check_task_id(task_id)
+
+        now = self.now_ms()
+        shard = self._shard(owner)
+        entry = shard.owners.get(owner)
+        if entry is not None:
+            retention = cfg.expired_retention_ms
+            if task_id is not None:
+                existing = entry.tasks.get(task_id)
+                if existing is not None:
+                    if not self._is_due(existing, now, retention):
+                        raise TaskExists(task_id)
+                    self._evict(shard, entry, existing, popped=False)
+            limit = cfg.max_tasks_per_owner
+            if limit and len(entry.tasks) >= limit:
+                self._evict_owner_due(shard, entry, now, retention)
+                if len(entry.tasks) >= limit:
+                    raise LimitExceeded(len(entry.tasks), limit)
+            entry = shard.owners.get(owner)  # evictions may have emptied and dropped it
+        if entry is None:
+            entry = shard.owners[owner] = _Owner(owner)
+        if task_id is None:
+            task_id = _new_task_id()
+            while task_id in entry.tasks:  # never in practice; cheap to be certain
+                task_id = _new_task_id()
+
+        self._seq += 1
+        record = TaskRecord(
+            task_id,
+            entry.name,  # one shared string per owner
+            sys.intern(request_method),
+            now,
+            ttl,
+            poll,
+            self._seq,
+        )
+        entry.tasks[task_id] = record
+        entry.index.append(record)
+        if ttl is not None:
+            heapq.heappush(shard.heap, record)
+            expires = now + ttl
+            if entry.next_expiry is None or expires < entry.next_expiry:
+                entry.next_expiry = expires
+        self._total += 1
+        self._by_status[TaskStatus.WORKING] += 1
+        self._created_total += 1
+        if self._listeners:
+            self._notify("created", record)
+        return record
+
+    def get(self, owner: str, task_id: str) -> TaskRecord:
+        """The task, expired ones included until they are evicted."""
+        return self._find(owner, task_id, self.now_ms())[2]
+
+    def update_status(
+        self,
+        owner: str,
+        task_id: str,
+        status: TaskStatus | None,
+        message: str | None,
+        *,
+        set_message: bool,
+    ) -> TaskRecord:
+        """Change the status and/or the status message.
+
+        With a status, the message becomes ``message`` if ``set_message`` else is cleared (the
+        seed replaces it on every status update). Without one, only the message changes, which
+        a terminal task refuses.
+        """
+        if status is None and not set_message:
+            raise InvalidArgument("nothing to update: give a status or MESSAGE")
+        if set_message and message is not None:
+            self._check_message(message)
+        now = self.now_ms()
+        record = self._find_mutable(owner, task_id, now)
+        current = record.status
+        if status is None:
+            if current.is_terminal:
+                raise InvalidTransition.terminal(task_id, current.value)
+        elif not can_transition(current, status):
+            raise InvalidTransition(task_id, current.value, status.value)
+        else:
+            self._set_status(record, status)
+        record.status_message = message if set_message else None
+        record.last_updated_at_ms = now
+        record._json = None
+        if self._listeners:
+            self._notify("updated", record)
+        return record
+
+    def set_variables(self, owner: str, task_id: str, variables_json: bytes | str) -> TaskRecord:
+        """Merge a JSON object into the task's variables; a ``null`` value deletes that key.
+
+        Size, depth and string limits apply to the merged result; on any violation nothing
+        changes. Allowed on terminal tasks that have not expired, as in the seed.
+        """
+        cfg = self._cfg
+        now = self.now_ms()
+        record = self._find_mutable(owner, task_id, now)
+        update = parse_variables(variables_json, cfg.max_variable_depth)
+        check_variable_values(update, cfg.max_variable_depth, cfg.max_string_length)
+        merged = dict(record.variables) if record.variables else {}
+        for key, value in update.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        encoded = dumps_compact(merged)
+        if len(encoded) > cfg.max_variable_size_bytes:
+            raise TooLarge(
+                f"variables are {len(encoded)} bytes (max {cfg.max_variable_size_bytes})"
+            )
+        record.variables = merged or None
+        record.last_updated_at_ms = now
+        # The size check already encoded the variables; reuse it for the wire form.
+        record._json = record._encode(encoded if merged else None)
+        if self._listeners:
+            self._notify("variables", record)
+        return record
+
+    def set_result(self, owner: str, task_id: str, result_json: bytes | str) -> None:
+        """Store the result JSON text as given; the status is unchanged.
+
+        Allowed on terminal tasks that have not expired, as in the seed, so a result may be
+        attached after the status update that completed the task.
+        """
+        now = self.now_ms()
+        record = self._find_mutable(owner, task_id, now)
+        record.result = parse_result(result_json, self._cfg.max_result_bytes)
+        record.last_updated_at_ms = now
+        record._json = None
+        if self._listeners:
+            self._notify("result", record)
+
+    def get_result(self, owner: str, task_id: str) -> bytes:
+        """The stored result text; ``NotReady`` unless the task is terminal and has one."""
+        record = self._find(owner, task_id, self.now_ms())[2]
+        result = record.result
+        if result is None or not record.status.is_terminal:
+            raise NotReady(task_id, record.status.value)
+        return result
+
+    def complete_with_result(
+        self,
+        owner: str,
+        task_id: str,
+        status: TaskStatus,
+        result_json: bytes | str,
+        message: str | None,
+    ) -> TaskRecord:
+        """Move to ``completed`` or ``failed`` and store the result, both or neither."""
+        if status not in _COMPLETIONS:
+            raise InvalidArgument("status must be completed or failed")
+        if message is not None:
+            self._check_message(message)
+        now = self.now_ms()
+        record = self._find_mutable(owner, task_id, now)
+        if not can_transition(record.status, status):
+            raise InvalidTransition(task_id, record.status.value, status.value)
+        result = parse_result(result_json, self._cfg.max_result_bytes)
+        # Every check has passed: from here on nothing can fail.
+        self._set_status(record, status)
+        record.result = result
+        record.status_message = message
+        record.last_updated_at_ms = now
+        record._json = None
+        if self._listeners:
+            self._notify("completed", record)
+        return record
+
+    def cancel(self, owner: str, task_id: str, message: str | None) -> TaskRecord:
+        """Move to ``cancelled``; a terminal task is an invalid transition (MCP: -32602)."""
+        if message is not None:
+            self._check_message(message)
+        now = self.now_ms()
+        record = self._find_mutable(owner, task_id, now)
+        if not can_transition(record.status, TaskStatus.CANCELLED):
+            raise InvalidTransition(task_id, record.status.value, TaskStatus.CANCELLED.value)
+        self._set_status(record, TaskStatus.CANCELLED)
+        record.status_message = message
+        record.last_updated_at_ms = now
+        record._json = None
+        if self._listeners:
+            self._notify("cancelled", record)
+        return record
+
+    def delete(self, owner: str, task_id: str) -> bool:
+        """Remove a task (expired or not); False when the owner has no such task."""
+        try:
+            shard, entry, record = self._find(owner, task_id, self.now_ms())
+        except TaskNotFound:
+            return False
+        self._remove(shard, entry, record, popped=False)
+        if self._listeners:
+            self._notify("deleted", record)
+        return True
+
+    def cleanup_expired(self, owner: str | None) -> int:
+        """Evict every expired task now (one owner's, or all when ``owner`` is None).
+
+        Unlike passive expiry this does not wait for ``expired_retention_ms``. With
+        ``owner=None`` the work is proportional to the number of expired tasks, unbounded:
+        the background sweep is the bounded path.
+        """
+        now = self.now_ms()
+        if owner is not None:
+            shard = self._shard(owner)
+            entry = shard.owners.get(owner)
+            if entry is None:
+                return 0
+            return self._evict_owner_due(shard, entry, now, 0)
+        return sum(self._drain(shard, now, 0, None) for shard in self._shards)
+
+    def sweep(self, max_evictions: int) -> int:
+        """Evict at most ``max_evictions`` tasks past retention, visiting shards round-robin.
+
+        Cheap when nothing is due: one heap peek per shard.
+        """
+        if max_evictions <= 0:
+            return 0
+        now = self.now_ms()
+        retention = self._cfg.expired_retention_ms
+        shards = self._shards
+        start = self._sweep_next
+        evicted = 0
+        for step in range(len(shards)):
+            position = (start + step) & self._mask
+            evicted += self._drain(shards[position], now, retention, max_evictions - evicted)
+            if evicted >= max_evictions:
+                # Next sweep starts with the following shard, so one busy shard cannot starve
+                # the others.
+                self._sweep_next = (position + 1) & self._mask
+                break
+        return evicted
+
+    def count(self, owner: str | None) -> int:
+        """DBSIZE: an owner's tasks (exact), or every record held (may include tasks past
+        retention that the sweep has not reclaimed yet, like Redis's DBSIZE with expired keys).
+        """
+        if owner is None:
+            return self._total
+        shard = self._shard(owner)
+        entry = shard.owners.get(owner)
+        if entry is None:
+            return 0
+        self._evict_owner_due(shard, entry, self.now_ms(), self._cfg.expired_retention_ms)
+        return len(entry.tasks)
+
+    def flush(self) -> None:
+        """Drop every task (FLUSHALL). No events are sent; lifetime totals are kept."""
+        self._shards = [_Shard() for _ in range(self._cfg.shards)]
+        self._shard_cache.clear()
+        self._total = 0
+        self._by_status = dict.fromkeys(TaskStatus, 0)
+
+    def stats(self) -> dict[str, int]:
+        """Counters for INFO's tasks section.
+
+        ``tasks`` and the per-status counts cover every record held; ``expired`` counts held
+        records past their ttl (exact, cost proportional to that number), which may include
+        tasks past retention the sweep has not reclaimed yet.
+        """
+        now = self.now_ms()
+        expired = 0
+        owners = 0
+        for shard in self._shards:
+            owners += len(shard.owners)
+            heap = shard.heap
+            # Heap property: once a node expires later than now, its whole subtree does too.
+            stack = [0] if heap else []
+            while stack:
+                i = stack.pop()
+                record = heap[i]
+                if record.created_at_ms + (record.ttl_ms or 0) > now:
+                    continue
+                if self._alive(shard, record):
+                    expired += 1
+                child = 2 * i + 1
+                if child < len(heap):
+                    stack.append(child)
+                    if child + 1 < len(heap):
+                        stack.append(child + 1)
+        counts = self._by_status
+        return {
+            "tasks": self._total,
+            "working": counts[TaskStatus.WORKING],
+            "input_required": counts[TaskStatus.INPUT_REQUIRED],
+            "completed": counts[TaskStatus.COMPLETED],
+            "failed": counts[TaskStatus.FAILED],
+            "cancelled": counts[TaskStatus.CANCELLED],
+            "owners": owners,
+            "expired": expired,
+            "evicted_total": self._evicted_total,
+            "created_total": self._created_total,
+        }
+
+    # Defined last: inside the class body the name ``list`` means this method from here on.
+    def list(
+        self, owner: str, cursor: str | None = None, limit: int | None = None
+    ) -> tuple[builtins.list[TaskRecord], str | None]:
+        """A page of the owner's tasks, newest first, and the cursor of the next page.
+
+        The cursor is a position (the creation sequence of the last task returned), so pages
+        stay consistent while tasks are created or deleted: tasks created after the first page
+        never appear in later ones. Cost O(log n + limit), plus any tasks past retention met
+        on the way, which are evicted.
+        """
+        cfg = self._cfg
+        if limit is None:
+            limit = cfg.list_default_limit
+        elif not _is_int(limit) or not 1 <= limit <= cfg.list_max_limit:
+            raise InvalidArgument(f"LIMIT must be between 1 and {cfg.list_max_limit}")
+        before = None if cursor is None else self._cursors.decode(owner, cursor)
+        shard = self._shard(owner)
+        entry = shard.owners.get(owner)
+        if entry is None:
+            return [], None
+        now = self.now_ms()
+        retention = cfg.expired_retention_ms
+        page: builtins.list[TaskRecord] = []
+        due: builtins.list[TaskRecord] = []
+        more = False
+        for record in entry.index.newest_first(before):
+            if self._is_due(record, now, retention):
+                due.append(record)
+            elif len(page) < limit:
+                page.append(record)
+            else:
+                more = True
+                break
+        for record in due:
+            self._evict(shard, entry, record, popped=False)
+        next_cursor = self._cursors.encode(owner, page[-1].seq) if more else None
+        return page, next_cursor
