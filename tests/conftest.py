@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,27 +13,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from helpers import free_port, need_tool, wait_port
+
 if TYPE_CHECKING:
     from taskstore.server.app import Server, ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.01)
-    raise TimeoutError(f"nothing listening on port {port}")
+__all__ = ["free_port", "need_tool", "wait_port"]  # re-exported for older imports
 
 
 @pytest.fixture
@@ -140,10 +125,3 @@ def redis_server() -> Iterator[int]:
     finally:
         proc.terminate()
         proc.wait(10)
-
-
-def need_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed (apt-get install redis-tools); .ci/run installs it")
-    return path

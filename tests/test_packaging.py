@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import socket
 import subprocess
 import sys
 import tomllib
@@ -129,9 +130,10 @@ def test_compose_healthcheck_runs_against_taskstore(service: dict[str, Any], spa
 
 def test_compose_healthcheck_fails_without_server(service: dict[str, Any]) -> None:
     """The healthcheck really checks something: nothing listening means unhealthy."""
-    from conftest import free_port
-
-    res = _run_snippet(_healthcheck_snippet(service), free_port())
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = _run_snippet(_healthcheck_snippet(service), port)
     assert res.returncode != 0
 
 

@@ -21,7 +21,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 import taskstore
-from conftest import free_port, wait_port
+from helpers import free_port, wait_port
 from rawclient import RawClient
 from taskstore.server.cli import build_config
 from taskstore.server.config import ConfigError

@@ -15,7 +15,7 @@ import time
 import pytest
 
 import taskstore
-from conftest import need_tool
+from helpers import need_tool
 from rawclient import RawClient
 
 CLI_TIMEOUT = 20

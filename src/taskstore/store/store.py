@@ -436,6 +436,17 @@ class TaskStore:
 
     def get(self, owner: str, task_id: str) -> TaskRecord:
         """The task, expired ones included until they are evicted."""
+        # The hot path of TASK.GET: a live record is returned after two dict lookups; misses,
+        # bad ids and tasks past retention take the checked path below.
+        entry = self._shard(owner).owners.get(owner)
+        if entry is not None:
+            record = entry.tasks.get(task_id)
+            if record is not None:
+                ttl = record.ttl_ms
+                if ttl is None or (
+                    self.now_ms() < record.created_at_ms + ttl + self._cfg.expired_retention_ms
+                ):
+                    return record
         return self._find(owner, task_id, self.now_ms())[2]
 
     def update_status(
