@@ -10,7 +10,7 @@ __all__ = ["Server", "ServerThread", "__version__"]
 def __getattr__(name: str) -> Any:
     # Imported lazily so that `taskstore.protocol` and `taskstore.store` load on their own.
     if name in ("Server", "ServerThread"):
-        from taskstore.server import app
+        import importlib
 
-        return getattr(app, name)
+        return getattr(importlib.import_module("taskstore.server.app"), name)
     raise AttributeError(f"module 'taskstore' has no attribute {name!r}")

@@ -194,7 +194,9 @@ def test_syntax_and_arity_errors(c: RawClient) -> None:
     assert err(c, "TASK.CREATE", "m", "BOGUS", "1") == "ERR syntax error"
     tid = new_task(c)
     assert err(c, "TASK.UPDATE", tid, "bogus").startswith("ERR ")
-    assert err(c, "TASK.RESULT", tid, "BLOCK", "x") == "ERR timeout is not an integer or out of range"
+    assert (
+        err(c, "TASK.RESULT", tid, "BLOCK", "x") == "ERR timeout is not an integer or out of range"
+    )
     assert err(c, "TASK.RESULT", tid, "BLOCK", "-1") == "ERR timeout is negative"
     assert err(c, "TASK.WAIT", tid, "STATUS", "nope").startswith("ERR ")
     assert err(c, "TASK.LIST", "LIMIT", "abc") == "ERR LIMIT must be between 1 and 1000"

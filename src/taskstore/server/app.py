@@ -8,6 +8,7 @@ background expiry sweep. Used by the CLI and directly, in-process:
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import os
@@ -59,6 +60,9 @@ class Server:
         self._background: list[asyncio.Task[None]] = []
         self._stopped: asyncio.Event | None = None
         self._stop_task: asyncio.Task[None] | None = None
+        #: Set by the CLI, which owns its process: see _freeze_gc. Never for in-process use,
+        #: where the garbage collector belongs to the host program.
+        self.manage_gc = False
         self._port = 0
 
     # -- lifecycle --------------------------------------------------------
@@ -143,7 +147,7 @@ class Server:
 
     @property
     def host(self) -> str:
-        return self.config.bind.split()[0].lstrip("-")
+        return str(self.config.bind).split()[0].lstrip("-")
 
     @property
     def url(self) -> str:
@@ -189,6 +193,8 @@ class Server:
         store = self.store
         while True:
             await asyncio.sleep(1 / self.config.hz)
+            if self.manage_gc:
+                self._freeze_gc()
             deadline = time.perf_counter() + SWEEP_BUDGET_S
             while True:
                 evicted = store.sweep(SWEEP_BATCH)
@@ -197,6 +203,19 @@ class Server:
                 if time.perf_counter() >= deadline:
                     await asyncio.sleep(0)  # let clients run, then carry on
                     deadline = time.perf_counter() + SWEEP_BUDGET_S
+
+    @staticmethod
+    def _freeze_gc() -> None:
+        """Move every object that survived so far out of the collector's reach.
+
+        With a million tasks, each full (generation 2) collection walks every record: pauses
+        of 100-300 ms measured here, which stall every client. Task records hold no reference
+        cycles and are freed by reference counting, so they need no cyclic collection; freezing
+        what exists every tick keeps the collector's work to what was allocated since. The
+        price is that a reference cycle already old when it becomes garbage is never reclaimed;
+        tests/server/test_gc.py checks that a mixed workload leaves none.
+        """
+        gc.freeze()
 
     async def _idle_loop(self) -> None:
         while True:

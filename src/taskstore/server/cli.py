@@ -111,6 +111,7 @@ async def _serve(cfg: ServerConfig, loop_name: str) -> int:
     from taskstore.server.app import Server
 
     server = Server(cfg)
+    server.manage_gc = True  # this process is ours: keep full GC pauses away (see app.py)
     await server.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

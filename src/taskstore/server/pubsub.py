@@ -8,11 +8,11 @@ leaks another owner's tasks. Clients cannot PUBLISH to ``tasks:*``.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 from typing import TYPE_CHECKING
 
 from taskstore.protocol import Push, encode
+from taskstore.server.glob import glob_match
 
 if TYPE_CHECKING:
     from taskstore.server.connection import Connection
@@ -73,6 +73,14 @@ class Hub:
                 if not subs:
                     del self.patterns[pattern]
 
+    @property
+    def clients(self) -> int:
+        """Clients with at least one subscription (INFO pubsub_clients)."""
+        subscribed = set()
+        for subs in (*self.channels.values(), *self.patterns.values()):
+            subscribed.update(subs)
+        return len(subscribed)
+
     def drop(self, conn: Connection) -> None:
         """A client went away: forget all its subscriptions."""
         for channel in list(conn.channels):
@@ -89,9 +97,8 @@ class Hub:
             self._send(conn, Push([b"message", channel, message]))
             receivers += 1
         if self.patterns:
-            text = channel.decode("utf-8", "surrogateescape")
             for pattern, subs in list(self.patterns.items()):
-                if not fnmatch.fnmatchcase(text, pattern.decode("utf-8", "surrogateescape")):
+                if not glob_match(pattern, channel):
                     continue
                 for conn in list(subs):
                     if task_channel and not may_read_task_channel(conn, channel):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import fnmatch
 from typing import TYPE_CHECKING, Any
 
 from taskstore.protocol import Push, Replies
 from taskstore.server.commands.base import Arg, CommandError, command, container, help_reply
+from taskstore.server.glob import glob_match
 from taskstore.server.pubsub import TASK_CHANNEL_PREFIX, may_read_task_channel
 
 if TYPE_CHECKING:
@@ -145,12 +145,14 @@ pubsub = container("pubsub", group=_GROUP, summary="A container for Pub/Sub comm
 )
 def pubsub_channels(conn: Connection, args: list[bytes]) -> Any:
     if len(args) > 3:
-        raise CommandError("ERR wrong number of arguments for 'pubsub|channels' command")
-    pattern = args[2].decode("utf-8", "surrogateescape") if len(args) == 3 else "*"
+        raise CommandError(  # Redis's wording for this subcommand
+            "ERR unknown subcommand or wrong number of arguments for 'CHANNELS'. Try PUBSUB HELP."
+        )
+    pattern = args[2] if len(args) == 3 else b"*"
     return [
         ch
         for ch in conn.server.hub.channels
-        if fnmatch.fnmatchcase(ch.decode("utf-8", "surrogateescape"), pattern)
+        if glob_match(pattern, ch)
         and (not ch.startswith(TASK_CHANNEL_PREFIX) or may_read_task_channel(conn, ch))
     ]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import platform
 import resource
@@ -24,6 +23,7 @@ from taskstore.server.commands.base import (
 )
 from taskstore.server.commands.connection import REDIS_VERSION
 from taskstore.server.config import SETTINGS, ConfigError
+from taskstore.server.glob import glob_match
 
 if TYPE_CHECKING:
     from taskstore.server.connection import Connection
@@ -101,7 +101,7 @@ def info_sections(conn: Connection) -> dict[str, list[tuple[str, Any]]]:
             ("connected_clients", len(server.clients)),
             ("maxclients", cfg.maxclients),
             ("blocked_clients", server.waiters.count),
-            ("pubsub_clients", 0),
+            ("pubsub_clients", server.hub.clients),
         ],
         "memory": [
             ("used_memory", rss),
@@ -134,8 +134,8 @@ def info_sections(conn: Connection) -> dict[str, list[tuple[str, Any]]]:
             ("evicted_keys", 0),
             ("keyspace_hits", 0),
             ("keyspace_misses", 0),
-            ("pubsub_channels", 0),
-            ("pubsub_patterns", 0),
+            ("pubsub_channels", len(server.hub.channels)),
+            ("pubsub_patterns", len(server.hub.patterns)),
             ("total_error_replies", stats["total_error_replies"]),
             ("total_protocol_errors", stats["protocol_errors"]),
             ("auth_failures", stats["auth_failures"]),
@@ -284,7 +284,7 @@ def command_list(conn: Connection, args: list[bytes]) -> Any:
         raise syntax_error()
     kind, value = args[3].lower(), args[4].decode("utf-8", "replace")
     if kind == b"pattern":
-        return [n for n in names if fnmatch.fnmatchcase(n, value.lower())]
+        return [n for n in names if glob_match(value.encode(), n.encode(), nocase=True)]
     if kind == b"aclcat":
         return [c.name for c in _all_commands() if value.lower() in c.categories]
     if kind == b"module":
@@ -358,12 +358,12 @@ def config_get(conn: Connection, args: list[bytes]) -> Any:
         pattern = raw.decode("utf-8", "replace").lower()
         under = pattern.replace("-", "_")
         for name in SETTINGS:
-            if name not in result and fnmatch.fnmatchcase(name, under):
+            if name not in result and glob_match(under.encode(), name.encode(), nocase=True):
                 result[name] = cfg.render(name)
                 if name == "requirepass" and result[name] and not conn.is_admin:
                     result[name] = "********"  # only admins may read the password
         for name, value in _FIXED_CONFIG.items():
-            if name not in result and fnmatch.fnmatchcase(name, pattern):
+            if name not in result and glob_match(pattern.encode(), name.encode(), nocase=True):
                 result[name] = value
     return result
 

@@ -210,10 +210,10 @@ _RESULT_OPTS = frozenset({b"BLOCK"})
 
 def _timeout(raw: bytes) -> int:
     """BLOCK <ms>: 0 waits forever (Redis's wording for bad timeouts)."""
-    try:
-        ms = int(raw)
-    except ValueError:
-        raise CommandError("ERR timeout is not an integer or out of range") from None
+    digits = raw[1:] if raw[:1] == b"-" else raw
+    ms = int(raw) if digits.isdigit() else None
+    if ms is None or not -(2**63) <= ms < 2**63:
+        raise CommandError("ERR timeout is not an integer or out of range")
     if ms < 0:
         raise CommandError("ERR timeout is negative")
     return ms
