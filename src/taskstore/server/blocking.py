@@ -21,6 +21,24 @@ if TYPE_CHECKING:
 _GONE = frozenset({"deleted", "evicted"})
 
 
+def result_reply(record: TaskRecord, store: TaskStore) -> Any:
+    """What TASK.RESULT BLOCK answers for this state, or None to keep waiting.
+
+    A terminal task with a result answers it. Cancelled without one answers NOTREADY (no
+    result is coming). Completed or failed without one keeps waiting: the store lets a result
+    be attached after the status (TASK.UPDATE <id> completed, then TASK.SETRESULT).
+    """
+    status = record.status
+    if not status.is_terminal:
+        return None
+    if record.result is None and status is not TaskStatus.CANCELLED:
+        return None
+    try:
+        return store.get_result(record.owner, record.task_id)
+    except TaskError as e:  # cancelled without a result: NOTREADY
+        return ErrorReply(str(e))
+
+
 class Waiter:
     """One blocked client: what it waits for, and how to answer it."""
 
@@ -37,16 +55,11 @@ class Waiter:
 
     def reply_for(self, event: str, record: TaskRecord, store: TaskStore) -> Any:
         """The reply if this change ends the wait, else None (keep waiting)."""
-        owner, task_id = self.key
+        task_id = self.key[1]
         if event in _GONE:
             return ErrorReply(str(TaskNotFound(task_id)))
         if self.kind == "result":
-            if not record.status.is_terminal:
-                return None
-            try:
-                return store.get_result(owner, task_id)
-            except TaskError as e:  # e.g. cancelled without a result: NOTREADY
-                return ErrorReply(str(e))
+            return result_reply(record, store)
         if self.status is not None and record.status == self.status:
             return None
         return record.wire_json()

@@ -349,9 +349,10 @@ class Connection(asyncio.Protocol):
                 return ErrorReply("ERR Command not allowed inside a transaction")
             if cmd.admin and not self.is_admin:
                 self.multi_dirty = True
-                return ErrorReply(
-                    f"NOPERM User {self.user} has no permissions to run the '{cmd.name}' command"
-                )
+                try:
+                    self.require_admin(cmd.name)
+                except CommandError as e:
+                    return ErrorReply(str(e))
             self.multi.append((cmd, args))
             return QUEUED
         return self.call(cmd, args)
@@ -391,7 +392,12 @@ class Connection(asyncio.Protocol):
     def info_line(self) -> str:
         """One CLIENT LIST / CLIENT INFO line, in Redis's field order."""
         now = time.monotonic()
-        flags = ("x" if self.multi is not None else "") + ("e" if self.no_evict else "")
+        flags = (
+            ("x" if self.multi is not None else "")
+            + ("b" if self.blocked is not None else "")
+            + ("P" if self.channels or self.patterns else "")
+            + ("e" if self.no_evict else "")
+        )
         transport = self.transport
         omem = transport.get_write_buffer_size() if transport is not None else 0
         qbuf = self.reader.buffered

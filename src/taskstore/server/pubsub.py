@@ -94,6 +94,9 @@ class Hub:
         """Deliver to channel and pattern subscribers; returns how many received it."""
         receivers = 0
         for conn in list(self.channels.get(channel, ())):
+            # rights are checked again on delivery: AUTH or CONFIG SET may have taken them away
+            if task_channel and not may_read_task_channel(conn, channel):
+                continue
             self._send(conn, Push([b"message", channel, message]))
             receivers += 1
         if self.patterns:

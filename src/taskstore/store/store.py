@@ -344,6 +344,7 @@ class TaskStore:
             by_status = self._by_status
             listeners = self._listeners
             waiting = False
+            keep: builtins.list[TaskRecord] = []  # full passes: not-due records, in order
             while bucket and (budget is None or evicted < budget):
                 record = bucket.popleft()
                 shard.size -= 1
@@ -362,6 +363,10 @@ class TaskStore:
                     for listener in listeners:
                         listener("evicted", record.owner, record)
                     continue
+                elif budget is None:
+                    keep.append(record)  # a full pass (cleanup) looks at every record
+                    shard.size += 1
+                    continue
                 else:
                     # Not due yet (later in this second): put it back and stop here; a task
                     # of shorter ttl behind it waits at most this second, and reads never
@@ -374,6 +379,9 @@ class TaskStore:
                     work -= 1
                     if work <= 0:
                         break
+            if keep:
+                bucket.extendleft(reversed(keep))
+                break  # the rest of this second is not due, nor is any later second
             if not bucket:
                 heapq.heappop(seconds)
                 del wheel[second]

@@ -274,6 +274,8 @@ _CLIENT_HELP = [
     "    Assign the name <name> to the current connection.",
     "SETINFO <option> <value>",
     "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
     "NO-EVICT (ON|OFF)",
     "    Accepted for compatibility; nothing is evicted.",
     "NO-TOUCH (ON|OFF)",
@@ -360,7 +362,11 @@ def client_list(conn: Connection, args: list[bytes]) -> Any:
                 raise CommandError(
                     "ERR Unknown client type '%s'" % args[i + 1].decode("utf-8", "replace")
                 )
-            if kind != b"normal":
+            if kind == b"pubsub":
+                clients = [c for c in clients if c.channels or c.patterns]
+            elif kind == b"normal":
+                clients = [c for c in clients if not (c.channels or c.patterns)]
+            else:
                 clients = []
             i += 2
         elif opt == b"id" and i + 1 < len(args):

@@ -420,7 +420,10 @@ def config_set(conn: Connection, args: list[bytes]) -> Any:
     except ConfigError as e:
         cfg.values.clear()
         cfg.values.update(previous)
-        raise CommandError(f"ERR CONFIG SET failed - {e}") from None
+        names = "', '".join(parsed)
+        raise CommandError(
+            f"ERR CONFIG SET failed (possibly related to argument '{names}') - {e}"
+        ) from None
     server.apply_settings(parsed)
     return OK
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from taskstore.protocol import OK
+from taskstore.server.blocking import result_reply
 from taskstore.server.commands.base import Arg, CommandError, command
 from taskstore.store import InvalidArgument, list_json, parse_status
 
@@ -238,8 +239,9 @@ def task_result(conn: Connection, args: list[bytes]) -> Any:
         return store.get_result(owner, task_id)
     timeout = _timeout(raw_block)
     record = store.get(owner, task_id)  # NOTFOUND at once
-    if record.status.is_terminal:
-        return store.get_result(owner, task_id)  # the result, or NOTREADY if none was stored
+    ready = result_reply(record, store)
+    if ready is not None:
+        return ready
     if conn.in_exec:
         return None  # inside MULTI nothing waits: as if the timeout passed
     return conn.block(owner, task_id, "result", None, timeout)
