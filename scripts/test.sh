@@ -7,6 +7,11 @@ need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v redis-benchmark >/dev/null 2>&1 || need_apt+=(redis-tools)
+command -v setsid >/dev/null 2>&1 || need_apt+=(util-linux)
+# tests/compat drives taskstore with Node.js client libraries (Node.js >= 20; the machine
+# image has it, Debian's own package is the fallback)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -17,5 +22,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 python -m pip install -q --disable-pip-version-check -e '.[test,uvloop]'
+
+# the Node.js clients of tests/compat, exactly as package-lock.json pins them; skipped when
+# node_modules was installed from this very lockfile
+lock_sum="$(sha256sum tests/compat/package-lock.json | cut -d' ' -f1)"
+stamp=tests/compat/node_modules/.installed-from-lock
+if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
+  npm ci --prefix tests/compat --no-audit --no-fund --prefer-offline --loglevel=error >/dev/null
+  echo "$lock_sum" >"$stamp"
+fi
 
 exec python -m pytest "$@"

@@ -7,6 +7,7 @@ import json
 import time
 
 import hiredis
+
 from rawclient import RawClient, pack
 
 USERS = [
