@@ -16,8 +16,9 @@ command boundary, so both paths give the same commands and the same errors.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, repeat
 
 import hiredis
 
@@ -154,6 +155,25 @@ def _find_c(buf: bytearray, char: bytes, start: int) -> int:
     return -1 if buf.find(b"\x00", start, i) >= 0 else i
 
 
+_LARGE_ARRAY = re.compile(rb"\*\d{4}")
+_LARGE_PUSH = re.compile(rb">\d{4}")
+
+
+def _before_large_header(buf: bytearray, start: int, end: int) -> int:
+    """Where the first ``*`` or ``>`` followed by four digits (a possible array header
+    declaring over 999 elements) begins after ``start``, else ``end``.
+
+    Two regex scans run at C speed over the batch (cheaper than a Python step per ``*``); a
+    match inside a payload only means hiredis stops early and the exact path reads that
+    request.
+    """
+    m = _LARGE_ARRAY.search(buf, start, end)
+    if m is not None:
+        end = m.start()
+    m = _LARGE_PUSH.search(buf, start, end)
+    return end if m is None else m.start()
+
+
 def _ishex(c: int) -> bool:
     return 0x30 <= c <= 0x39 or 0x61 <= c <= 0x66 or 0x41 <= c <= 0x46
 
@@ -176,7 +196,17 @@ class RequestReader:
     next command's limits depend on whether this one authenticates.
     """
 
-    __slots__ = ("_buf", "_hi", "_need", "_pos", "limits", "unauthenticated")
+    __slots__ = (
+        "_args",
+        "_buf",
+        "_count",
+        "_hi",
+        "_need",
+        "_next",
+        "_pos",
+        "limits",
+        "unauthenticated",
+    )
 
     def __init__(self, limits: ReaderLimits | None = None) -> None:
         self.limits = limits or ReaderLimits()
@@ -184,13 +214,17 @@ class RequestReader:
         self._buf = bytearray()
         self._pos = 0
         self._need = 0  # parse is pointless until the buffer holds this many bytes
-        # hiredis reader holding exactly _buf[_pos:], or None when out of sync
+        # A multibulk request the exact path has partly read: its element count, the
+        # arguments so far and the offset (from _pos) of the next element header. Kept so
+        # a request arriving over many reads is parsed once, not again from its start.
+        self._count = 0
+        self._args: list[bytes] | None = None
+        self._next = 0
+        # a hiredis reader that has consumed everything fed to it (reused), or None
         self._hi: hiredis.Reader | None = None
 
     def feed(self, data: bytes) -> None:
         self._buf += data
-        if self._hi is not None:
-            self._hi.feed(data)
         if len(self._buf) - self._pos > self.limits.client_query_buffer_limit:
             raise QueryBufferLimit("closing client that reached max query buffer length")
 
@@ -214,7 +248,9 @@ class RequestReader:
             else:
                 self._parse_all(out)
         except ProtocolError as e:
-            err = e
+            # Drop the traceback: it would tie this reader and its buffer into a reference
+            # cycle that only the cyclic garbage collector could free.
+            err = e.with_traceback(None)
         self._compact()
         return out, err
 
@@ -236,7 +272,7 @@ class RequestReader:
         end = len(buf)
         # After the fast path refuses a batch, the exact path reads the rest of it:
         # retrying hiredis after every request would copy the buffer over and over.
-        fast = True
+        fast = self._args is None
         while self._pos < end:
             if fast and buf[self._pos] == _STAR:
                 if self._fast(out):
@@ -253,17 +289,12 @@ class RequestReader:
         """Read complete plain multibulk requests with hiredis; False to use the exact path.
 
         Checks are per batch, not per command (Python work per command is what costs):
-        hiredis parses everything, then the batch is accepted only if every element is a
-        bulk string and the bytes it must have taken, computed from the parsed lengths,
-        land exactly on the end of the data (or on the start of a partial request).
+        hiredis parses, then the batch is accepted only if every element is a bulk string
+        and the bytes it must have taken, computed from the parsed lengths, land exactly on
+        the end of what it was given (or on the start of a partial request).
         """
         buf = self._buf
         pos = self._pos
-        end = len(buf)
-        # The first header is checked here, so hiredis never allocates for a large count.
-        # A later header in the same batch can still make it allocate one list of up to
-        # MULTIBULK_MAX pointers for the length of this call (one at a time per process);
-        # the exact path re-checks any partial request before anything waits for data.
         nl = buf.find(_CRLF, pos, pos + 12)
         if nl < 0:
             return False
@@ -273,19 +304,29 @@ class RequestReader:
             return False
         if not 0 < first <= _FAST_MAX_ARGS:
             return False
+        # hiredis allocates a list as soon as it reads an array header, so it only gets the
+        # bytes before any later header that could declare a large count.
+        end = _before_large_header(buf, nl, len(buf))
         hi = self._hi
         if hi is None:
             hi = self._hi = hiredis.Reader()
-            hi.feed(buf, pos, end - pos)  # type: ignore[arg-type]  # any buffer works
+        hi.feed(buf, pos, end - pos)  # type: ignore[arg-type]  # any buffer works
         gets = hi.gets
         cmds: list[list[bytes]] = []
         append = cmds.append
         try:
             while (cmd := gets()) is not False:
+                if cmd.__class__ is not list:  # every request an array...
+                    self._hi = None
+                    return False
                 append(cmd)
-            # TypeError here means an element or request that is not a bulk string array
-            lengths = list(map(len, chain.from_iterable(cmds)))
-        except (TypeError, hiredis.ProtocolError):
+            args = list(chain.from_iterable(cmds))
+            lengths = list(map(len, args))  # TypeError: an element without a length
+        except (hiredis.ProtocolError, TypeError):
+            self._hi = None
+            return False
+        # ...of bulk strings only (not arrays, maps or numbers), or the exact path decides
+        if not cmds or not all(map(isinstance, args, repeat(bytes))):
             self._hi = None
             return False
         counts = list(map(len, cmds))
@@ -295,25 +336,23 @@ class RequestReader:
         size = len(counts) + len(str(counts)) + 3 * nargs + sum(lengths) + len(str(lengths))
         tail = pos + size
         partial = hi.has_data()
+        if partial:
+            self._hi = None  # it holds part of a request: start afresh next time
         max_bulk = self.limits.proto_max_bulk_len
         if (
             not nargs
             or (tail >= end if partial else tail != end)
-            or (nargs > MULTIBULK_MAX and max(counts) > MULTIBULK_MAX)
             or (size > max_bulk and max(lengths) > max_bulk)
         ):
-            # not plain canonical RESP: the exact path re-reads the batch and decides
             self._hi = None
-            return False
+            return False  # not plain canonical RESP: the exact path re-reads the batch
         if 0 in counts:  # "*0" requests are ignored, as Redis does
             cmds = [c for c in cmds if c]
         out += cmds
         self._pos = tail
-        if partial:
-            # the exact path checks the partial request's headers now (limits, errors)
-            self._hi = None
-            return False
-        return True
+        # done, unless a partial request or bytes held back from hiredis follow: the exact
+        # path checks their headers now (limits, errors) and waits for the rest
+        return tail >= len(buf)
 
     def _parse_one_exact(self) -> list[bytes] | None:
         """One request by Redis's rules, or None (need more data / ignored request)."""
@@ -322,40 +361,47 @@ class RequestReader:
         if buf[pos] != _STAR:
             return self._inline()
         unauth = self.unauthenticated
-        nl = _find_c(buf, b"\r", pos)
-        if nl < 0:
-            if len(buf) - pos > INLINE_MAX_SIZE:
-                raise ProtocolError("ERR Protocol error: too big mbulk count string")
-            self._need = len(buf) + 1
-            return None
-        if nl + 1 >= len(buf):  # wait for the \n
-            self._need = nl + 2
-            return None
-        count = _string2ll(buf[pos + 1 : nl])
-        if count is None or count > MULTIBULK_MAX:
-            raise ProtocolError("ERR Protocol error: invalid multibulk length")
-        if unauth and count > UNAUTH_MAX_ARGS:
-            raise ProtocolError("ERR Protocol error: unauthenticated multibulk length")
-        p = nl + 2
-        if count <= 0:
-            self._pos = p
-            self._hi = None
-            return None
-        args: list[bytes] = []
+        args = self._args
+        if args is None:
+            nl = _find_c(buf, b"\r", pos)
+            if nl < 0:
+                if len(buf) - pos > INLINE_MAX_SIZE:
+                    raise ProtocolError("ERR Protocol error: too big mbulk count string")
+                self._need = len(buf) + 1
+                return None
+            if nl + 1 >= len(buf):  # wait for the \n
+                self._need = nl + 2
+                return None
+            count = _string2ll(buf[pos + 1 : nl])
+            if count is None or count > MULTIBULK_MAX:
+                raise ProtocolError("ERR Protocol error: invalid multibulk length")
+            if unauth and count > UNAUTH_MAX_ARGS:
+                raise ProtocolError("ERR Protocol error: unauthenticated multibulk length")
+            p = nl + 2
+            if count <= 0:
+                self._pos = p
+                return None
+            args = []
+        else:  # resume a request read in part before
+            count = self._count
+            p = pos + self._next
         max_bulk = self.limits.proto_max_bulk_len
-        for _ in range(count):
+        while len(args) < count:
+            self._args, self._count, self._next = args, count, p - pos  # resume here
             if p >= len(buf):
                 self._need = p + 1
                 return None
             nl = _find_c(buf, b"\r", p)
             if nl < 0:
                 if len(buf) - p > INLINE_MAX_SIZE:
+                    self._args = None
                     raise ProtocolError("ERR Protocol error: too big bulk count string")
                 self._need = len(buf) + 1
                 return None
             if nl + 1 >= len(buf):
                 self._need = nl + 2
                 return None
+            self._args = None  # errors below end the request
             if buf[p] != 0x24:  # '$'
                 raise ProtocolError("ERR Protocol error: expected '$', got '%s'" % chr(buf[p]))
             size = _string2ll(buf[p + 1 : nl])
@@ -365,12 +411,13 @@ class RequestReader:
                 raise ProtocolError("ERR Protocol error: unauthenticated bulk length")
             data_start = nl + 2
             if len(buf) < data_start + size + 2:
+                self._args = args
                 self._need = data_start + size + 2
                 return None
             args.append(bytes(buf[data_start : data_start + size]))
             p = data_start + size + 2  # Redis skips the two bytes after the data unchecked
+        self._args = None
         self._pos = p
-        self._hi = None
         return args
 
     def _inline(self) -> list[bytes] | None:
@@ -387,11 +434,8 @@ class RequestReader:
         if args is None:
             raise ProtocolError("ERR Protocol error: unbalanced quotes in request")
         self._pos = nl + 1
-        self._hi = None
         if self.unauthenticated and len(args) > UNAUTH_MAX_ARGS:
             raise ProtocolError("ERR Protocol error: unauthenticated multibulk length")
         return args or None
 
 
-class _Resync(Exception):
-    """Internal: the fast path saw something only the exact path may judge."""

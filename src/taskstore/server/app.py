@@ -213,7 +213,8 @@ class Server:
         cycles and are freed by reference counting, so they need no cyclic collection; freezing
         what exists every tick keeps the collector's work to what was allocated since. The
         price is that a reference cycle already old when it becomes garbage is never reclaimed;
-        tests/server/test_gc.py checks that a mixed workload leaves none.
+        tests/server/test_fuzz.py checks that its mixed workload, with the freeze on, leaves
+        none (the server process returns to its memory baseline).
         """
         gc.freeze()
 
