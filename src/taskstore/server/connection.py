@@ -67,9 +67,12 @@ class Connection(asyncio.Protocol):
         "reader",
         "resp3",
         "restricted",
+        "spent",
         "server",
         "transport",
         "user",
+        "window",
+        "yielded",
     )
 
     def __init__(self, server: Server) -> None:
@@ -103,6 +106,11 @@ class Connection(asyncio.Protocol):
         self.out: list[bytes] | None = None
         self.no_evict = False
         self.no_touch = False
+        # fairness: time spent running this client's commands in the current 10 ms window,
+        # and whether reading was paused to let others run
+        self.window = 0.0
+        self.spent = 0.0
+        self.yielded = False
         self.addr = ""
         self.laddr = ""
         self.created = time.monotonic()
@@ -212,7 +220,7 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
-        if self.transport is not None and not self.closing:
+        if self.transport is not None and not self.closing and not self.yielded:
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
@@ -226,7 +234,34 @@ class Connection(asyncio.Protocol):
             return
         self.last_interaction = time.monotonic()
         if self.blocked is None:  # a blocked client's requests wait in the reader
+            start = time.perf_counter()
             self.run([])
+            self.account_time(start)
+
+    def account_time(self, start: float) -> None:
+        """Stop reading a client that used more than its share of the loop lately.
+
+        uvloop reads a readable socket up to 32 times in one go, so one greedy client
+        could otherwise be served for hundreds of ms while everybody else waits.
+        """
+        now = time.perf_counter()
+        if start - self.window > 0.01:
+            self.window = start
+            self.spent = now - start
+        else:
+            self.spent += now - start
+        if self.spent > RUN_BUDGET_S and not self.yielded and not self.closing:
+            transport = self.transport
+            if transport is not None and not self.paused:
+                self.yielded = True
+                transport.pause_reading()
+                asyncio.get_running_loop().call_soon(self.end_yield)
+
+    def end_yield(self) -> None:
+        self.yielded = False
+        self.spent = 0.0
+        if self.transport is not None and not self.paused and not self.closing:
+            self.transport.resume_reading()
 
     def resume(self, reply: Any) -> None:
         """A blocking command finished (woken or timed out): answer it and carry on."""
