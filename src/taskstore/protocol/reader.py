@@ -437,5 +437,3 @@ class RequestReader:
         if self.unauthenticated and len(args) > UNAUTH_MAX_ARGS:
             raise ProtocolError("ERR Protocol error: unauthenticated multibulk length")
         return args or None
-
-
