@@ -1,0 +1,228 @@
+"""The asyncio client: :class:`AsyncTaskClient`."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Literal, TypeVar, cast
+
+from redis import RedisError
+from redis.asyncio import ConnectionPool, Redis
+
+from taskstore.client import _commands as cmd
+from taskstore.client._commands import TTL
+from taskstore.client.errors import translate
+from taskstore.client.task import Task, TaskPage, TaskStatus
+
+__all__ = ["AsyncTaskClient"]
+
+T = TypeVar("T")
+
+
+class AsyncTaskClient:
+    """The asyncio twin of :class:`TaskClient`, on top of ``redis.asyncio.Redis``.
+
+    Connect with a URL (``TaskClient("redis://alice:pw@127.0.0.1:6379")``; no argument at all
+    means ``$TASKSTORE_URL``, else ``redis://127.0.0.1:6379``), a redis-py ``ConnectionPool``
+    (``connection_pool=``) or an existing ``Redis`` (``redis=``); a pool or a ``Redis`` passed
+    in belongs to the caller, who closes it.
+    Extra keyword arguments go to ``Redis.from_url`` (``protocol=3``, ``socket_timeout=…``).
+    Replies are parsed the same whatever protocol redis-py negotiates (RESP2 or RESP3) and
+    whether or not it decodes responses.
+
+    ``owner=`` makes every command act for that owner (``OWNER <id>``: the connection's user
+    needs the ``impersonate`` permission); each method also takes ``owner=`` for one call.
+
+    Error replies raise the :mod:`taskstore.client.errors` classes, each with ``mcp_code``.
+    Durations are milliseconds, as on the wire.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        connection_pool: ConnectionPool | None = None,
+        redis: Redis | None = None,
+        owner: str | None = None,
+        **redis_options: Any,
+    ) -> None:
+        given = sum(x is not None for x in (url, connection_pool, redis))
+        if given > 1:
+            raise TypeError("pass at most one of url, connection_pool and redis")
+        if redis is not None:
+            self._redis, self._owns = redis, False
+        elif connection_pool is not None:
+            self._redis, self._owns = Redis(connection_pool=connection_pool), True
+        else:
+            from_url = cast(Callable[..., Redis], Redis.from_url)
+            self._redis, self._owns = from_url(url or cmd.default_url(), **redis_options), True
+        self._execute = cast(Callable[..., Awaitable[Any]], self._redis.execute_command)
+        self.owner = owner
+
+    @property
+    def redis(self) -> Redis:
+        """The underlying redis-py client."""
+        return self._redis
+
+    async def aclose(self) -> None:
+        """Close the connections (not those of a ``Redis`` or a pool that was passed in)."""
+        if self._owns:
+            await self._redis.aclose()
+
+    async def __aenter__(self) -> AsyncTaskClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _owner(self, owner: str | None) -> str | None:
+        return self.owner if owner is None else owner
+
+    async def _call(self, args: cmd.Args, parse: Callable[[Any], T]) -> T:
+        try:
+            reply = await self._execute(*args)
+        except RedisError as e:
+            err = translate(e)
+            if err is None:
+                raise
+            raise err from None
+        return parse(reply)
+
+    # -- commands ---------------------------------------------------------------------------
+
+    async def create(
+        self,
+        method: str = "tools/call",
+        *,
+        ttl: TTL = None,
+        poll_interval: int | None = None,
+        task_id: str | None = None,
+        owner: str | None = None,
+    ) -> Task:
+        """TASK.CREATE: a new ``working`` task for request ``method``.
+
+        ``ttl`` in ms (server default when None; ``"none"``/:data:`UNLIMITED` for unlimited,
+        only with ``max_ttl_ms 0``), ``poll_interval`` in ms, ``task_id`` to choose the id.
+        """
+        args = cmd.create_args(method, ttl, poll_interval, task_id, self._owner(owner))
+        return await self._call(args, cmd.parse_task)
+
+    async def get(self, task_id: str, *, owner: str | None = None) -> Task:
+        """TASK.GET (expired tasks too, until evicted)."""
+        return await self._call(cmd.get_args(task_id, self._owner(owner)), cmd.parse_task)
+
+    async def update(
+        self,
+        task_id: str,
+        status: TaskStatus | None = None,
+        *,
+        message: str | None = None,
+        owner: str | None = None,
+    ) -> Task:
+        """TASK.UPDATE: a new status (its message becomes ``message``, or none), or only a new
+        message for a non-terminal task."""
+        args = cmd.update_args(task_id, status, message, self._owner(owner))
+        return await self._call(args, cmd.parse_task)
+
+    async def set_variables(
+        self, task_id: str, variables: Mapping[str, Any], *, owner: str | None = None
+    ) -> Task:
+        """TASK.SETVARS: merge ``variables`` into the task's (a ``None`` value deletes a key)."""
+        args = cmd.set_variables_args(task_id, variables, self._owner(owner))
+        return await self._call(args, cmd.parse_task)
+
+    async def set_result(self, task_id: str, result: Any, *, owner: str | None = None) -> None:
+        """TASK.SETRESULT: store ``result`` (any JSON value); the status does not change."""
+        await self._call(cmd.set_result_args(task_id, result, self._owner(owner)), cmd.parse_ok)
+
+    async def result(
+        self, task_id: str, *, block: int | None = None, owner: str | None = None
+    ) -> Any:
+        """TASK.RESULT: the stored result, parsed from JSON.
+
+        Raises :class:`NotReady` while the task is not terminal (or has no result). With
+        ``block`` (ms, 0 = forever) waits for the task to become terminal first, and raises the
+        built-in ``TimeoutError`` when that does not happen in time (a stored ``null`` result
+        is returned as ``None``).
+        """
+        reply = await self._call(cmd.result_args(task_id, block, self._owner(owner)), lambda r: r)
+        if reply is None:
+            raise TimeoutError(f"task {task_id} did not finish within {block} ms")
+        return cmd.parse_json(reply)
+
+    async def complete(
+        self,
+        task_id: str,
+        status: Literal["completed", "failed"],
+        result: Any,
+        *,
+        message: str | None = None,
+        owner: str | None = None,
+    ) -> Task:
+        """TASK.COMPLETE: the terminal status and the result together, or neither."""
+        args = cmd.complete_args(task_id, status, result, message, self._owner(owner))
+        return await self._call(args, cmd.parse_task)
+
+    async def cancel(
+        self, task_id: str, *, message: str | None = None, owner: str | None = None
+    ) -> Task:
+        """TASK.CANCEL: ``cancelled`` (terminal tasks: :class:`InvalidTransition`)."""
+        return await self._call(
+            cmd.cancel_args(task_id, message, self._owner(owner)), cmd.parse_task
+        )
+
+    async def list(
+        self, *, cursor: str | None = None, limit: int | None = None, owner: str | None = None
+    ) -> TaskPage:
+        """TASK.LIST: one page, newest task first; ``page.next_cursor`` while more remain."""
+        return await self._call(cmd.list_args(cursor, limit, self._owner(owner)), cmd.parse_page)
+
+    async def iter_pages(
+        self, *, limit: int | None = None, owner: str | None = None
+    ) -> AsyncIterator[TaskPage]:
+        """Every page of TASK.LIST, following the cursors."""
+        cursor: str | None = None
+        while True:
+            page = await self.list(cursor=cursor, limit=limit, owner=owner)
+            yield page
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def iter_tasks(
+        self, *, limit: int | None = None, owner: str | None = None
+    ) -> AsyncIterator[Task]:
+        """Every task of the owner, newest first, ``limit`` per round trip."""
+        async for page in self.iter_pages(limit=limit, owner=owner):
+            for task in page.tasks:
+                yield task
+
+    async def delete(self, task_id: str, *, owner: str | None = None) -> bool:
+        """TASK.DEL: True if the task existed."""
+        return await self._call(cmd.delete_args(task_id, self._owner(owner)), cmd.parse_bool)
+
+    async def wait(
+        self,
+        task_id: str,
+        *,
+        status: TaskStatus | None = None,
+        block: int | None = None,
+        owner: str | None = None,
+    ) -> Task | None:
+        """TASK.WAIT: the task after its next change (with ``status``: as soon as its status
+        differs from it, at once if it already does). ``block`` in ms, None or 0 = forever;
+        None on timeout."""
+        args = cmd.wait_args(task_id, status, block, self._owner(owner))
+        return await self._call(args, cmd.parse_optional_task)
+
+    async def cleanup(self, *, owner: str | None = None) -> int:
+        """TASK.CLEANUP: evict expired tasks now; how many were evicted."""
+        return await self._call(cmd.cleanup_args(self._owner(owner)), cmd.parse_int)
+
+    async def config(self, *, owner: str | None = None) -> dict[str, Any]:
+        """TASK.CONFIG: the server's effective store settings."""
+        return await self._call(cmd.config_args(self._owner(owner)), cmd.parse_config)
+
+    async def all_tasks(self, *, owner: str | None = None) -> builtins.list[Task]:
+        """Every task of the owner (all pages), newest first."""
+        return [task async for task in self.iter_tasks(owner=owner)]

@@ -1,0 +1,218 @@
+"""The synchronous client: :class:`TaskClient`."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal, TypeVar, cast
+
+from redis import ConnectionPool, Redis, RedisError
+
+from taskstore.client import _commands as cmd
+from taskstore.client._commands import TTL
+from taskstore.client.errors import translate
+from taskstore.client.task import Task, TaskPage, TaskStatus
+
+__all__ = ["TaskClient"]
+
+T = TypeVar("T")
+
+
+class TaskClient:
+    """A typed client for the TASK commands, on top of a redis-py ``Redis``.
+
+    Connect with a URL (``TaskClient("redis://alice:pw@127.0.0.1:6379")``; no argument at all
+    means ``$TASKSTORE_URL``, else ``redis://127.0.0.1:6379``), a redis-py ``ConnectionPool``
+    (``connection_pool=``) or an existing ``Redis`` (``redis=``); a pool or a ``Redis`` passed
+    in belongs to the caller, who closes it.
+    Extra keyword arguments go to ``Redis.from_url`` (``protocol=3``, ``socket_timeout=…``).
+    Replies are parsed the same whatever protocol redis-py negotiates (RESP2 or RESP3) and
+    whether or not it decodes responses.
+
+    ``owner=`` makes every command act for that owner (``OWNER <id>``: the connection's user
+    needs the ``impersonate`` permission); each method also takes ``owner=`` for one call.
+
+    Error replies raise the :mod:`taskstore.client.errors` classes, each with ``mcp_code``.
+    Durations are milliseconds, as on the wire.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        connection_pool: ConnectionPool | None = None,
+        redis: Redis | None = None,
+        owner: str | None = None,
+        **redis_options: Any,
+    ) -> None:
+        given = sum(x is not None for x in (url, connection_pool, redis))
+        if given > 1:
+            raise TypeError("pass at most one of url, connection_pool and redis")
+        if redis is not None:
+            self._redis, self._owns = redis, False
+        elif connection_pool is not None:
+            self._redis, self._owns = Redis(connection_pool=connection_pool), True
+        else:
+            from_url = cast(Callable[..., Redis], Redis.from_url)
+            self._redis, self._owns = from_url(url or cmd.default_url(), **redis_options), True
+        self._execute: Callable[..., Any] = self._redis.execute_command
+        self.owner = owner
+
+    @property
+    def redis(self) -> Redis:
+        """The underlying redis-py client."""
+        return self._redis
+
+    def close(self) -> None:
+        """Close the connections (not those of a ``Redis`` or a pool that was passed in)."""
+        if self._owns:
+            self._redis.close()
+
+    def __enter__(self) -> TaskClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _owner(self, owner: str | None) -> str | None:
+        return self.owner if owner is None else owner
+
+    def _call(self, args: cmd.Args, parse: Callable[[Any], T]) -> T:
+        try:
+            reply = self._execute(*args)
+        except RedisError as e:
+            err = translate(e)
+            if err is None:
+                raise
+            raise err from None
+        return parse(reply)
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def create(
+        self,
+        method: str = "tools/call",
+        *,
+        ttl: TTL = None,
+        poll_interval: int | None = None,
+        task_id: str | None = None,
+        owner: str | None = None,
+    ) -> Task:
+        """TASK.CREATE: a new ``working`` task for request ``method``.
+
+        ``ttl`` in ms (server default when None; ``"none"``/:data:`UNLIMITED` for unlimited,
+        only with ``max_ttl_ms 0``), ``poll_interval`` in ms, ``task_id`` to choose the id.
+        """
+        args = cmd.create_args(method, ttl, poll_interval, task_id, self._owner(owner))
+        return self._call(args, cmd.parse_task)
+
+    def get(self, task_id: str, *, owner: str | None = None) -> Task:
+        """TASK.GET (expired tasks too, until evicted)."""
+        return self._call(cmd.get_args(task_id, self._owner(owner)), cmd.parse_task)
+
+    def update(
+        self,
+        task_id: str,
+        status: TaskStatus | None = None,
+        *,
+        message: str | None = None,
+        owner: str | None = None,
+    ) -> Task:
+        """TASK.UPDATE: a new status (its message becomes ``message``, or none), or only a new
+        message for a non-terminal task."""
+        args = cmd.update_args(task_id, status, message, self._owner(owner))
+        return self._call(args, cmd.parse_task)
+
+    def set_variables(
+        self, task_id: str, variables: Mapping[str, Any], *, owner: str | None = None
+    ) -> Task:
+        """TASK.SETVARS: merge ``variables`` into the task's (a ``None`` value deletes a key)."""
+        args = cmd.set_variables_args(task_id, variables, self._owner(owner))
+        return self._call(args, cmd.parse_task)
+
+    def set_result(self, task_id: str, result: Any, *, owner: str | None = None) -> None:
+        """TASK.SETRESULT: store ``result`` (any JSON value); the status does not change."""
+        self._call(cmd.set_result_args(task_id, result, self._owner(owner)), cmd.parse_ok)
+
+    def result(self, task_id: str, *, block: int | None = None, owner: str | None = None) -> Any:
+        """TASK.RESULT: the stored result, parsed from JSON.
+
+        Raises :class:`NotReady` while the task is not terminal (or has no result). With
+        ``block`` (ms, 0 = forever) waits for the task to become terminal first, and raises the
+        built-in ``TimeoutError`` when that does not happen in time (a stored ``null`` result
+        is returned as ``None``).
+        """
+        reply = self._call(cmd.result_args(task_id, block, self._owner(owner)), lambda r: r)
+        if reply is None:
+            raise TimeoutError(f"task {task_id} did not finish within {block} ms")
+        return cmd.parse_json(reply)
+
+    def complete(
+        self,
+        task_id: str,
+        status: Literal["completed", "failed"],
+        result: Any,
+        *,
+        message: str | None = None,
+        owner: str | None = None,
+    ) -> Task:
+        """TASK.COMPLETE: the terminal status and the result together, or neither."""
+        args = cmd.complete_args(task_id, status, result, message, self._owner(owner))
+        return self._call(args, cmd.parse_task)
+
+    def cancel(self, task_id: str, *, message: str | None = None, owner: str | None = None) -> Task:
+        """TASK.CANCEL: ``cancelled`` (terminal tasks: :class:`InvalidTransition`)."""
+        return self._call(cmd.cancel_args(task_id, message, self._owner(owner)), cmd.parse_task)
+
+    def list(
+        self, *, cursor: str | None = None, limit: int | None = None, owner: str | None = None
+    ) -> TaskPage:
+        """TASK.LIST: one page, newest task first; ``page.next_cursor`` while more remain."""
+        return self._call(cmd.list_args(cursor, limit, self._owner(owner)), cmd.parse_page)
+
+    def iter_pages(
+        self, *, limit: int | None = None, owner: str | None = None
+    ) -> Iterator[TaskPage]:
+        """Every page of TASK.LIST, following the cursors."""
+        cursor: str | None = None
+        while True:
+            page = self.list(cursor=cursor, limit=limit, owner=owner)
+            yield page
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def iter_tasks(self, *, limit: int | None = None, owner: str | None = None) -> Iterator[Task]:
+        """Every task of the owner, newest first, ``limit`` per round trip."""
+        for page in self.iter_pages(limit=limit, owner=owner):
+            yield from page.tasks
+
+    def delete(self, task_id: str, *, owner: str | None = None) -> bool:
+        """TASK.DEL: True if the task existed."""
+        return self._call(cmd.delete_args(task_id, self._owner(owner)), cmd.parse_bool)
+
+    def wait(
+        self,
+        task_id: str,
+        *,
+        status: TaskStatus | None = None,
+        block: int | None = None,
+        owner: str | None = None,
+    ) -> Task | None:
+        """TASK.WAIT: the task after its next change (with ``status``: as soon as its status
+        differs from it, at once if it already does). ``block`` in ms, None or 0 = forever;
+        None on timeout."""
+        args = cmd.wait_args(task_id, status, block, self._owner(owner))
+        return self._call(args, cmd.parse_optional_task)
+
+    def cleanup(self, *, owner: str | None = None) -> int:
+        """TASK.CLEANUP: evict expired tasks now; how many were evicted."""
+        return self._call(cmd.cleanup_args(self._owner(owner)), cmd.parse_int)
+
+    def config(self, *, owner: str | None = None) -> dict[str, Any]:
+        """TASK.CONFIG: the server's effective store settings."""
+        return self._call(cmd.config_args(self._owner(owner)), cmd.parse_config)
+
+    def all_tasks(self, *, owner: str | None = None) -> builtins.list[Task]:
+        """Every task of the owner (all pages), newest first."""
+        return builtins.list(self.iter_tasks(owner=owner))

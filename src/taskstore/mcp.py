@@ -1,0 +1,432 @@
+"""taskstore as the task store of an MCP server written with the official Python SDK.
+
+    from taskstore.mcp import TaskstoreTaskStore
+
+    server.experimental.enable_tasks(store=TaskstoreTaskStore())
+
+:class:`TaskstoreTaskStore` implements ``mcp.shared.experimental.tasks.store.TaskStore`` (SDK
+1.23 to 1.x, the ``taskstore[mcp]`` extra) with the behaviour of the SDK's own
+``InMemoryTaskStore`` wherever taskstore can give it; docs/mcp.md lists every place where the
+two differ and how this adapter bridges it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any, Final
+
+try:
+    from mcp.shared.experimental.tasks.store import TaskStore
+    from mcp.types import Result, TaskMetadata, TaskStatus
+    from mcp.types import Task as McpTask
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "taskstore.mcp needs the MCP Python SDK with its experimental tasks API: "
+        "pip install 'taskstore[mcp]'"
+    ) from e
+
+from taskstore.client import (
+    AsyncTaskClient,
+    InvalidArgument,
+    InvalidTransition,
+    NotReady,
+    Task,
+    TaskExists,
+    TaskExpired,
+    TaskNotFound,
+    Unblocked,
+    default_url,
+)
+from taskstore.client._commands import TTL, UNLIMITED
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "DEFAULT_POLL_INTERVAL_MS",
+    "RESULT_TYPE_KEY",
+    "TaskstoreTaskStore",
+    "decode_result",
+    "encode_result",
+]
+
+#: Page size of :meth:`TaskstoreTaskStore.list_tasks`, as the SDK's ``InMemoryTaskStore``.
+DEFAULT_PAGE_SIZE: Final = 10
+#: ``pollInterval`` of new tasks, as the SDK's ``create_task_state`` sets it.
+DEFAULT_POLL_INTERVAL_MS: Final = 500
+#: Longest single TASK.WAIT of :meth:`TaskstoreTaskStore.wait_for_update`; it waits again after.
+DEFAULT_WAIT_CHUNK_MS: Final = 30_000
+#: The ``_meta`` key of a stored result that names its Result class (removed when read back).
+RESULT_TYPE_KEY: Final = "taskstore/result-type"
+#: Marks a result whose own ``_meta`` was an empty object (rather than absent).
+EMPTY_META_KEY: Final = "taskstore/empty-meta"
+#: Largest ttl taskstore accepts when it has no maximum (``max_ttl_ms 0``).
+MAX_SAFE_TTL_MS: Final = 2**53 - 1
+
+_TERMINAL = frozenset({"completed", "failed", "cancelled"})
+_TTL_ERRORS = re.compile(r"ERR (TTL \d+ms exceeds maximum|unlimited TTL)")
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
+def _class_name(cls: type[Result]) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _result_class(name: str) -> type[Result] | None:
+    """The already imported ``Result`` subclass called ``name`` (``module:qualname``).
+
+    Only classes that exist in this process are considered: nothing is imported because of
+    what a stored result says.
+    """
+    if name == _class_name(Result):
+        return Result
+    seen: set[type[Result]] = set()
+    todo: list[type[Result]] = list(Result.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        if _class_name(cls) == name:
+            return cls
+        todo.extend(cls.__subclasses__())
+    return None
+
+
+def encode_result(result: Result) -> dict[str, Any]:
+    """The JSON stored by TASK.SETRESULT: the result as the SDK sends it on the wire (by alias,
+    ``None`` fields left out), with its class recorded under ``_meta["taskstore/result-type"]``
+    so that :func:`decode_result` can give back the same class."""
+    data: dict[str, Any] = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+    meta: dict[str, Any] = dict(data.get("_meta") or {})
+    meta[RESULT_TYPE_KEY] = _class_name(type(result))
+    if result.meta is not None and not result.meta:
+        meta[EMPTY_META_KEY] = True
+    data["_meta"] = meta
+    return data
+
+
+def decode_result(data: Any) -> Result:
+    """The Result that :func:`encode_result` stored (any other JSON object: a plain ``Result``
+    holding its fields; a class this process has not imported: a plain ``Result`` too)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"stored task result is not a JSON object: {data!r}")
+    data = dict(data)
+    cls: type[Result] = Result
+    meta = data.get("_meta")
+    if isinstance(meta, dict) and RESULT_TYPE_KEY in meta:
+        meta = dict(meta)
+        name = meta.pop(RESULT_TYPE_KEY)
+        empty = meta.pop(EMPTY_META_KEY, False)
+        if meta or empty:
+            data["_meta"] = meta
+        else:
+            del data["_meta"]
+        cls = (_result_class(name) if isinstance(name, str) else None) or Result
+    try:
+        return cls.model_validate(data)
+    except ValueError:
+        if cls is Result:
+            raise
+        return Result.model_validate(data)
+
+
+def to_mcp_task(task: Task) -> McpTask:
+    """The SDK's ``Task`` for a taskstore task (its variables stay in ``_meta``)."""
+    return McpTask.model_validate(task.to_wire())
+
+
+# -- the store --------------------------------------------------------------------------------
+
+
+class TaskstoreTaskStore(TaskStore):
+    """An MCP SDK ``TaskStore`` whose tasks live in a taskstore server.
+
+    ``TaskstoreTaskStore()`` connects to ``$TASKSTORE_URL``, else ``redis://127.0.0.1:6379``
+    (redis-py URL syntax: ``redis://user:password@host:port``). ``owner=`` keeps the tasks of
+    that owner (``OWNER <id>``: the URL's user needs the ``impersonate`` permission); without
+    it they belong to the URL user's own owner (``local`` for the anonymous ``default`` user).
+    ``page_size`` is the number of tasks per :meth:`list_tasks` page.
+
+    Also: ``poll_interval_ms`` (default 500 as the SDK; ``None`` leaves it to the server's
+    ``default_poll_interval_ms``), ``request_method`` recorded with each task (default
+    ``tools/call``), ``client=`` to share an :class:`~taskstore.client.AsyncTaskClient` (then
+    no ``url``), and ``wait_chunk_ms``, the longest single TASK.WAIT before waiting again.
+
+    The connection pool belongs to the event loop that first uses it. :meth:`aclose` (or
+    ``async with``) closes it.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        owner: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        poll_interval_ms: int | None = DEFAULT_POLL_INTERVAL_MS,
+        request_method: str = "tools/call",
+        client: AsyncTaskClient | None = None,
+        wait_chunk_ms: int = DEFAULT_WAIT_CHUNK_MS,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        if wait_chunk_ms < 1:
+            raise ValueError("wait_chunk_ms must be at least 1")
+        if client is not None and url is not None:
+            raise TypeError("pass url or client, not both")
+        self._owns_client = client is None
+        self.client = client if client is not None else AsyncTaskClient(url or default_url())
+        self.owner = owner
+        self.page_size = page_size
+        self.poll_interval_ms = poll_interval_ms
+        self.request_method = request_method
+        self.wait_chunk_ms = self._fit_chunk(wait_chunk_ms)
+        self._max_ttl_ms: int | None = None
+        self._local_waiters: dict[str, set[asyncio.Event]] = {}
+
+    def _fit_chunk(self, chunk_ms: int) -> int:
+        """Keep each TASK.WAIT shorter than a socket timeout configured in the URL."""
+        kwargs: dict[str, Any] = self.client.redis.connection_pool.connection_kwargs
+        timeout = kwargs.get("socket_timeout")
+        if isinstance(timeout, int | float) and timeout > 0:
+            chunk_ms = min(chunk_ms, max(1, int(timeout * 500)))
+        return chunk_ms
+
+    async def aclose(self) -> None:
+        """Close the connections (unless the client was passed in)."""
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> TaskstoreTaskStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _bad_id(e: InvalidArgument) -> bool:
+        """`ERR invalid task id …`: an id no task can have, so the SDK's "not found"."""
+        return e.detail.startswith("invalid task id")
+
+    @staticmethod
+    def _not_found(task_id: str) -> ValueError:
+        return ValueError(f"Task with ID {task_id} not found")
+
+    async def _max_ttl(self, refresh: bool = False) -> int:
+        if self._max_ttl_ms is None or refresh:
+            config = await self.client.config(owner=self.owner)
+            self._max_ttl_ms = int(config["max_ttl_ms"])
+        return self._max_ttl_ms
+
+    async def _ttl(self, requested: int | None, refresh: bool = False) -> TTL:
+        """taskstore's TTL for the SDK's ``metadata.ttl``: None (never expires) is unlimited
+        where the server allows it and its default_ttl_ms otherwise; a ttl over the server's
+        maximum is lowered to it, one under 1 ms raised to 1 (MCP lets the receiver choose the
+        actual ttl, and the task reports it)."""
+        maximum = await self._max_ttl(refresh)
+        if requested is None:
+            return UNLIMITED if maximum == 0 else None
+        return max(1, min(requested, maximum or MAX_SAFE_TTL_MS))
+
+    async def _get(self, task_id: str) -> Task | None:
+        try:
+            return await self.client.get(task_id, owner=self.owner)
+        except TaskNotFound:
+            return None
+        except InvalidArgument as e:
+            if self._bad_id(e):
+                return None
+            raise
+
+    # -- TaskStore --------------------------------------------------------------------------
+
+    async def create_task(self, metadata: TaskMetadata, task_id: str | None = None) -> McpTask:
+        """A new ``working`` task; ``task_id`` is used exactly as given (a new UUID v4 from the
+        server when None or empty). ValueError when this owner already has that id."""
+        chosen = task_id or None
+        for attempt in range(2):
+            ttl = await self._ttl(metadata.ttl, refresh=attempt > 0)
+            try:
+                task = await self.client.create(
+                    self.request_method,
+                    ttl=ttl,
+                    poll_interval=self.poll_interval_ms,
+                    task_id=chosen,
+                    owner=self.owner,
+                )
+            except TaskExists:
+                raise ValueError(f"Task with ID {chosen} already exists") from None
+            except InvalidArgument as e:
+                if self._bad_id(e):
+                    raise ValueError(f"Invalid task ID {chosen!r}: {e.detail}") from e
+                if attempt == 0 and _TTL_ERRORS.match(e.message):
+                    continue  # the server's max_ttl_ms changed since it was read: read it again
+                raise
+            return to_mcp_task(task)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def get_task(self, task_id: str) -> McpTask | None:
+        """The task, or None when this owner has no such task (expired tasks are returned
+        until the server evicts them)."""
+        task = await self._get(task_id)
+        return None if task is None else to_mcp_task(task)
+
+    async def update_task(
+        self,
+        task_id: str,
+        status: TaskStatus | None = None,
+        status_message: str | None = None,
+    ) -> McpTask:
+        """Change the status and/or the message, as the SDK's in-memory store does.
+
+        ``status_message=None`` keeps the current message (also across a status change);
+        ``status`` equal to the current one is no transition (only the message changes, or
+        only ``lastUpdatedAt``). ValueError for an unknown id, for leaving a terminal status,
+        for changing the message of a terminal task, and for an expired task.
+        """
+        for _ in range(3):
+            current = await self._get(task_id)
+            if current is None:
+                raise self._not_found(task_id)
+            try:
+                return to_mcp_task(await self._update(current, status, status_message))
+            except TaskNotFound:
+                raise self._not_found(task_id) from None
+            except TaskExpired:
+                raise ValueError(f"Task with ID {task_id} has expired") from None
+            except InvalidTransition as e:
+                # another process changed the status between our read and our write
+                if e.from_status in _TERMINAL:
+                    if status is not None and status != e.from_status:
+                        raise ValueError(
+                            f"Cannot transition from terminal status '{e.from_status}'"
+                        ) from None
+                    if status_message is not None:
+                        raise _terminal_message(task_id, e.from_status) from None
+                # else read it again and apply the update to what it is now
+        raise ValueError(f"Task with ID {task_id} keeps changing; update not applied")
+
+    async def _update(self, current: Task, status: TaskStatus | None, message: str | None) -> Task:
+        tid, owner = current.task_id, self.owner
+        if status is not None and status != current.status:
+            if current.is_terminal:
+                raise ValueError(f"Cannot transition from terminal status '{current.status}'")
+            if message is None:
+                message = current.status_message  # taskstore would drop it; the SDK keeps it
+            return await self.client.update(tid, status, message=message, owner=owner)
+        if message is not None:
+            if current.is_terminal:
+                raise _terminal_message(tid, current.status)
+            return await self.client.update(tid, message=message, owner=owner)
+        # nothing to change: the SDK still refreshes lastUpdatedAt; an empty merge of the
+        # variables does exactly that (and works on terminal tasks too)
+        return await self.client.set_variables(tid, {}, owner=owner)
+
+    async def store_result(self, task_id: str, result: Result) -> None:
+        """Store ``result`` (any status, terminal too); ValueError for an unknown or expired
+        task."""
+        try:
+            await self.client.set_result(task_id, encode_result(result), owner=self.owner)
+        except TaskNotFound:
+            raise self._not_found(task_id) from None
+        except TaskExpired:
+            raise ValueError(f"Task with ID {task_id} has expired") from None
+        except InvalidArgument as e:
+            if self._bad_id(e):
+                raise self._not_found(task_id) from None
+            raise
+
+    async def get_result(self, task_id: str) -> Result | None:
+        """The stored result as the class it was stored as; None for an unknown task, and
+        while the task has no result or is not terminal yet."""
+        try:
+            data = await self.client.result(task_id, owner=self.owner)
+        except (TaskNotFound, NotReady):
+            return None
+        except InvalidArgument as e:
+            if self._bad_id(e):
+                return None
+            raise
+        return decode_result(data)
+
+    async def list_tasks(self, cursor: str | None = None) -> tuple[list[McpTask], str | None]:
+        """One page of ``page_size`` tasks, newest first, and the cursor of the next page (None
+        on the last). ValueError for a cursor this store did not hand out."""
+        try:
+            page = await self.client.list(cursor=cursor, limit=self.page_size, owner=self.owner)
+        except InvalidArgument as e:
+            if cursor is not None and e.detail == "invalid cursor":
+                raise ValueError(f"Invalid cursor: {cursor}") from None
+            raise
+        return [to_mcp_task(t) for t in page.tasks], page.next_cursor
+
+    async def delete_task(self, task_id: str) -> bool:
+        """Delete the task and its result; False when there was none."""
+        try:
+            return await self.client.delete(task_id, owner=self.owner)
+        except InvalidArgument as e:
+            if self._bad_id(e):
+                return False
+            raise
+
+    async def wait_for_update(self, task_id: str) -> None:
+        """Return once the task's status differs from what it is now: a change by any process
+        (TASK.WAIT … STATUS), a :meth:`notify_update` in this process, or the task's deletion or
+        eviction. ValueError for an unknown task."""
+        current = await self._get(task_id)
+        if current is None:
+            raise self._not_found(task_id)
+        event = asyncio.Event()
+        self._local_waiters.setdefault(task_id, set()).add(event)
+        remote = asyncio.ensure_future(self._wait_status_change(task_id, current))
+        local = asyncio.ensure_future(event.wait())
+        try:
+            done, _ = await asyncio.wait({remote, local}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in (remote, local):
+                if not fut.done():
+                    fut.cancel()
+                    fut.add_done_callback(_consume)
+            waiters = self._local_waiters.get(task_id)
+            if waiters is not None:
+                waiters.discard(event)
+                if not waiters:
+                    del self._local_waiters[task_id]
+        if remote in done:
+            remote.result()  # its errors (connection lost, …) are the caller's
+
+    async def _wait_status_change(self, task_id: str, current: Task) -> None:
+        while True:
+            try:
+                changed = await self.client.wait(
+                    task_id, status=current.status, block=self.wait_chunk_ms, owner=self.owner
+                )
+            except (TaskNotFound, Unblocked):
+                return  # deleted, evicted or unblocked: wake the caller, who re-reads the task
+            if changed is not None:
+                return
+
+    async def notify_update(self, task_id: str) -> None:
+        """Wake the :meth:`wait_for_update` calls of this process for the task.
+
+        Waiters in every process also wake by themselves on each status change, so nothing
+        needs to call this.
+        """
+        for event in self._local_waiters.get(task_id, ()):
+            event.set()
+
+
+def _terminal_message(task_id: str, status: str) -> ValueError:
+    return ValueError(
+        f"Cannot change the status message of task {task_id}: "
+        f"terminal status '{status}' does not change"
+    )
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    """Retrieve a cancelled helper's outcome so asyncio does not log it as never retrieved."""
+    if not fut.cancelled():
+        fut.exception()
