@@ -8,10 +8,12 @@ Two paths share one buffer:
   ``processMultibulkBuffer``. It handles inline commands, blank lines, ``*0``/``*-1``,
   partial commands at the end of the buffer, and decides every protocol error.
 
-The fast path only ever sees data whose top-level header was checked first, so hiredis
-never pre-allocates for a huge ``*N``. Anything it does not accept as plain bulk strings
-(non-bulk element types, odd lengths) is re-read by the exact path from the last known
-command boundary, so both paths give the same commands and the same errors.
+hiredis allocates an array as soon as it reads its header, so it is never shown a header
+that could declare more than 1,024 elements: the first one is parsed here, later ones are
+found by a scan and the data is cut before them. Anything it does not accept as plain bulk
+strings (other element types, odd lengths) is re-read by the exact path from the last known
+command boundary, so both paths give the same commands and the same errors. The exact path
+keeps its place in a request that arrives over many reads, so each byte is parsed once.
 """
 
 from __future__ import annotations
