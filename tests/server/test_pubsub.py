@@ -37,7 +37,7 @@ from redis._parsers import (
 )
 
 from rawclient import pack
-from wire import Wire, _frame_end, decode  # noqa: F401
+from wire import Wire, decode
 
 LONG = os.environ.get("TASKSTORE_LONG", "") not in ("", "0")
 NOPERM_CHANNEL = "NOPERM No permissions to access a channel"
