@@ -203,8 +203,12 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self.forget()
+
+    def forget(self) -> None:
+        """Leave nothing behind in the server: waits, subscriptions, the client list."""
         if self.blocked is not None:
-            self.server.waiters.remove(self.blocked)  # a blocked client leaves nothing behind
+            self.server.waiters.remove(self.blocked)
             self.blocked = None
         if self.channels or self.patterns:
             self.server.hub.drop(self)
@@ -351,7 +355,26 @@ class Connection(asyncio.Protocol):
         if out:
             transport.write(b"".join(out))
         if self.closing:
+            self.close_after_reply(transport)
+
+    def close_after_reply(self, transport: asyncio.Transport) -> None:
+        """End the connection so that the last reply (QUIT's OK, a protocol error) arrives.
+
+        Closing a socket that still has unread bytes from the client sends a reset, and a
+        reset can make the client's kernel drop the reply it has not read yet. So: send FIN
+        after the replies, keep reading (and dropping) what the client still sends, and close
+        for good when it hangs up or after a second.
+        """
+        if transport.is_closing():
+            return
+        # gone for everyone else at once, as in Redis: no messages, no waits, not listed
+        self.forget()
+        if not transport.can_write_eof():
             transport.close()
+            return
+        transport.write_eof()
+        transport.resume_reading()
+        asyncio.get_running_loop().call_later(1.0, transport.close)
 
     def block(self, owner: str, task_id: str, kind: str, status: Any, timeout_ms: int) -> Any:
         """Park this client until the task changes (see blocking.py); returns BLOCKED."""
