@@ -11,9 +11,7 @@ import asyncio
 import gc
 import itertools
 import logging
-import os
 import secrets
-import socket
 import threading
 import time
 from collections import Counter
@@ -298,18 +296,3 @@ class ServerThread:
     @property
     def url(self) -> str:
         return self.server.url
-
-
-def memory_rss() -> int:
-    """Resident set size of this process in bytes (Linux), 0 when unknown."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

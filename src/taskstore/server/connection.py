@@ -490,7 +490,3 @@ def _unknown_command(args: list[bytes]) -> str:
         args[0].decode("utf-8", "replace")[:128],
         text,
     )
-
-
-def unknown_command_error(args: list[bytes]) -> CommandError:
-    return CommandError(_unknown_command(args))
