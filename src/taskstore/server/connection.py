@@ -195,7 +195,7 @@ class Connection(asyncio.Protocol):
             server.stats["rejected_connections"] += 1
             transport.write(b"-ERR max number of clients reached\r\n")
             self.closing = True
-            transport.close()
+            self.close_after_reply(transport)
             return
         self.id = server.register(self)
         high = server.config.client_output_high_water
