@@ -109,3 +109,13 @@ class Wire:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def bulk(data: bytes | str) -> bytes:
+    """The exact bytes of a bulk string reply."""
+    b = data.encode() if isinstance(data, str) else data
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
+def error(text: str) -> bytes:
+    return b"-" + text.encode() + b"\r\n"

@@ -40,7 +40,7 @@ from redis._parsers import (
 )
 
 from rawclient import pack
-from wire import Wire, decode
+from wire import Wire, bulk, decode, error
 
 LONG = os.environ.get("TASKSTORE_LONG", "") not in ("", "0")
 
@@ -57,15 +57,6 @@ def wires() -> Iterator[Callable[..., Wire]]:
     yield open_wire
     for w in opened:
         w.close()
-
-
-def bulk(data: bytes | str) -> bytes:
-    b = data.encode() if isinstance(data, str) else data
-    return b"$%d\r\n%s\r\n" % (len(b), b)
-
-
-def error(text: str) -> bytes:
-    return b"-" + text.encode() + b"\r\n"
 
 
 NULL = {2: b"$-1\r\n", 3: b"_\r\n"}

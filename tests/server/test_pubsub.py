@@ -37,7 +37,7 @@ from redis._parsers import (
 )
 
 from rawclient import pack
-from wire import Wire, decode
+from wire import Wire, bulk, decode, error
 
 LONG = os.environ.get("TASKSTORE_LONG", "") not in ("", "0")
 NOPERM_CHANNEL = "NOPERM No permissions to access a channel"
@@ -58,15 +58,6 @@ def wires() -> Iterator[Callable[..., Wire]]:
     yield open_wire
     for w in opened:
         w.close()
-
-
-def bulk(data: bytes | str) -> bytes:
-    b = data.encode() if isinstance(data, str) else data
-    return b"$%d\r\n%s\r\n" % (len(b), b)
-
-
-def error(text: str) -> bytes:
-    return b"-" + text.encode() + b"\r\n"
 
 
 def message(channel: str, payload: bytes | str, protocol: int = 2) -> bytes:
