@@ -196,6 +196,54 @@ def test_wait_and_blocking_result(client: TaskClient, server: Any) -> None:
     assert got["result"] == {"ok": 1}
 
 
+def test_result_any(client: TaskClient, server: Any) -> None:
+    """``any=True``: TASK.RESULT … ANY, the stored result whatever the status."""
+    t = client.create(task_id="r")
+    missing = object()
+    assert client.result("r", any=True) is None  # nothing stored yet
+    assert client.result("r", any=True, default=missing) is missing
+    client.set_result("r", {"partial": 1})
+    assert client.result("r", any=True) == {"partial": 1}
+    with pytest.raises(NotReady):
+        client.result("r")  # without any=True: unchanged
+    client.set_result("r", None)
+    assert client.result("r", any=True, default=missing) is None  # a stored JSON null
+    client.update("r", "input_required")
+    client.set_result("r", {"partial": 2})
+    assert client.result("r", any=True, block=0) == {"partial": 2}  # at once
+    with pytest.raises(TaskNotFound):
+        client.result("nope", any=True)
+
+    other = client.create().task_id
+    with pytest.raises(TimeoutError):
+        client.result(other, any=True, block=5)
+    got: dict[str, Any] = {}
+
+    def wait() -> None:
+        with TaskClient(server.url) as c:
+            got["result"] = c.result(other, any=True, block=0)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    until_blocked(server.url)
+    client.set_result(other, {"early": True})  # the task is still working
+    thread.join(30)
+    assert got == {"result": {"early": True}}
+    assert client.get(other).status == "working"
+    assert client.get(t.task_id).status == "input_required"
+
+
+def test_message_update_on_a_terminal_task(client: TaskClient) -> None:
+    client.create(task_id="m")
+    client.complete("m", "completed", {"ok": True}, message="done")
+    t = client.update("m", message="archived")
+    assert (t.status, t.status_message) == ("completed", "archived")
+    with pytest.raises(InvalidTransition) as e:
+        client.update("m", "completed", message="again")
+    assert (e.value.from_status, e.value.to_status) == ("completed", "completed")
+    assert client.result("m") == {"ok": True}
+
+
 def test_owner_impersonation(make_server: Callable[..., Any], options: dict[str, Any]) -> None:
     srv = make_server(users=USERS)
     with (
@@ -329,8 +377,9 @@ def test_every_task_error_over_the_wire(
         e = _raises(InvalidTransition, lambda: c.cancel("done"))
         assert isinstance(e, InvalidTransition)
         assert (e.from_status, e.to_status, e.task_id) == ("completed", "cancelled", "done")
-        e = _raises(InvalidTransition, lambda: c.update("done", message="late"))
+        e = _raises(InvalidTransition, lambda: c.update("done", "working", message="late"))
         assert isinstance(e, InvalidTransition) and e.from_status == "completed"
+        assert c.update("done", message="late").status_message == "late"  # not a transition
         work = c.create(task_id="work")
         e = _raises(NotReady, lambda: c.result("work"))
         assert e.task_id == "work"
@@ -428,6 +477,11 @@ def test_async_client(server: Any, options: dict[str, Any]) -> None:
                 await c.result("a")
             with pytest.raises(TimeoutError):
                 await c.result("a", block=5)
+            assert await c.result("a", any=True) == {"r": 1}
+            assert await c.result("a", any=True, block=0) == {"r": 1}
+            empty = (await c.create()).task_id
+            assert await c.result(empty, any=True, default=0) == 0
+            assert await c.delete(empty) is True
             assert await c.wait("a", status="input_required", block=5) is None
 
             waiter = asyncio.ensure_future(c.wait("a", status="input_required"))

@@ -11,7 +11,7 @@ import pytest
 import redis
 from mcp_types import ListTasksResult, Task
 
-from rawclient import RawClient
+from rawclient import RawClient, pack
 
 STATUSES = ["working", "input_required", "completed", "failed", "cancelled"]
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -120,8 +120,10 @@ def test_lifecycle_with_messages_variables_result(c: RawClient) -> None:
     )
     assert (t["status"], t["statusMessage"]) == ("completed", "done")
     assert ok(c, "TASK.RESULT", tid) == b'{"content":[{"type":"text","text":"hi"}]}'
-    assert err(c, "TASK.UPDATE", tid, "MESSAGE", "late") == (
-        f"INVALIDTRANSITION task {tid} is completed: terminal tasks do not change"
+    t = task(c, "TASK.UPDATE", tid, "MESSAGE", "late")  # a message change is no transition
+    assert (t["status"], t["statusMessage"]) == ("completed", "late")
+    assert err(c, "TASK.UPDATE", tid, "working") == (
+        f"INVALIDTRANSITION invalid transition from completed to working for task {tid}"
     )
     assert err(c, "TASK.CANCEL", tid) == (
         f"INVALIDTRANSITION invalid transition from completed to cancelled for task {tid}"
@@ -156,6 +158,168 @@ def test_complete_is_atomic(c: RawClient) -> None:
         f"INVALIDTRANSITION invalid transition from cancelled to completed for task {tid}"
     )
     assert task(c, "TASK.GET", tid)["status"] == "cancelled"
+
+
+# -- TASK.RESULT … ANY and TASK.UPDATE … MESSAGE on terminal tasks (design.md §5) ----------
+
+
+def blocked(c: RawClient) -> int:
+    info = ok(c, "INFO", "clients").decode()
+    return int(info.split("blocked_clients:")[1].split()[0])
+
+
+def until_blocked(c: RawClient, n: int = 1) -> None:
+    deadline = time.monotonic() + 30
+    while blocked(c) != n:
+        assert time.monotonic() < deadline, f"blocked_clients never became {n}"
+        time.sleep(0.002)
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_result_any_returns_a_stored_result_whatever_the_status(server, protocol: int) -> None:
+    with RawClient(server.port) as c:
+        if protocol == 3:
+            ok(c, "HELLO", "3")
+        tid = new_task(c)
+        null = b"_\r\n" if protocol == 3 else b"$-1\r\n"
+        assert c.raw(b"TASK.RESULT " + tid.encode() + b" ANY\r\n", 0.05) == null  # none yet
+        assert err(c, "TASK.RESULT", tid) == f"NOTREADY task {tid} is working; no result yet"
+        ok(c, "TASK.SETRESULT", tid, '{"partial": true}')
+        assert ok(c, "TASK.RESULT", tid, "ANY") == b'{"partial": true}'  # byte for byte
+        assert ok(c, "TASK.RESULT", tid, "any") == b'{"partial": true}'  # case-insensitive
+        assert err(c, "TASK.RESULT", tid).startswith("NOTREADY ")  # without ANY: unchanged
+        ok(c, "TASK.UPDATE", tid, "input_required")
+        assert ok(c, "TASK.RESULT", tid, "ANY") == b'{"partial": true}'
+        ok(c, "TASK.SETRESULT", tid, "null")  # a stored JSON null is a result, not "none"
+        assert ok(c, "TASK.RESULT", tid, "ANY") == b"null"
+        ok(c, "TASK.COMPLETE", tid, "completed", '{"v":1}')
+        assert ok(c, "TASK.RESULT", tid, "ANY") == ok(c, "TASK.RESULT", tid) == b'{"v":1}'
+        # cancelled without a result: ANY gives null where the plain form says NOTREADY
+        gone = reach(c, "cancelled")
+        assert ok(c, "TASK.RESULT", gone, "ANY") is None
+        assert err(c, "TASK.RESULT", gone).startswith("NOTREADY ")
+        assert err(c, "TASK.RESULT", "nope", "ANY") == "NOTFOUND task not found: nope"
+        assert err(c, "TASK.RESULT", "a b", "ANY").startswith("ERR invalid task id")
+        assert err(c, "TASK.RESULT", tid, "ANY", "x") == "ERR syntax error"
+        assert err(c, "TASK.RESULT", tid, "BLOCK") == "ERR syntax error"
+        assert err(c, "TASK.RESULT", tid, "ANY", "OWNER", "bob") == (
+            "NOPERM User default has no permissions to act as another owner"
+        )
+        # inside MULTI the same replies
+        ok(c, "MULTI")
+        assert ok(c, "TASK.RESULT", tid, "ANY") == b"QUEUED"
+        assert ok(c, "TASK.RESULT", gone, "ANY") == b"QUEUED"
+        assert ok(c, "EXEC") == [b'{"v":1}', None]
+
+
+def test_result_any_owner_option_is_a_value_not_a_flag(make_server) -> None:
+    srv = make_server(users=[{"name": "svc", "password": "pw", "permissions": ["impersonate"]}])
+    with RawClient(srv.port) as c:
+        ok(c, "AUTH", "svc", "pw")
+        tid = new_task(c, "OWNER", "ANY")  # an owner called ANY
+        ok(c, "TASK.SETRESULT", tid, "1", "OWNER", "ANY")
+        assert ok(c, "TASK.RESULT", tid, "OWNER", "ANY", "ANY") == b"1"
+        assert ok(c, "TASK.RESULT", tid, "ANY", "OWNER", "ANY") == b"1"
+        assert err(c, "TASK.RESULT", tid, "ANY").startswith("NOTFOUND ")  # svc's own owner
+
+
+def test_result_any_on_an_expired_task_until_eviction(make_server) -> None:
+    srv = make_server(expired_retention_ms=300)
+    with RawClient(srv.port) as c:
+        tid = new_task(c, "TTL", "50")
+        ok(c, "TASK.SETRESULT", tid, '{"r":1}')
+        time.sleep(0.1)
+        assert ok(c, "TASK.RESULT", tid, "ANY") == b'{"r":1}'  # expired, still readable
+        time.sleep(0.35)
+        assert err(c, "TASK.RESULT", tid, "ANY") == f"NOTFOUND task not found: {tid}"
+
+
+def test_result_any_block(server) -> None:
+    with RawClient(server.port) as c, RawClient(server.port) as waiter:
+        tid = new_task(c)
+        ok(c, "TASK.SETRESULT", tid, '"early"')
+        # a stored result answers at once, whatever the status
+        assert ok(waiter, "TASK.RESULT", tid, "BLOCK", "0", "ANY") == b'"early"'
+        assert ok(waiter, "TASK.RESULT", tid, "ANY", "BLOCK", "0") == b'"early"'
+
+        # no result yet: waits for one, and a result stored while still working answers it
+        other = new_task(c)
+        waiter.send(pack("TASK.RESULT", other, "ANY", "BLOCK", "0"))
+        until_blocked(c)
+        task(c, "TASK.UPDATE", other, "input_required")  # not a result: keeps waiting
+        assert blocked(c) == 1
+        ok(c, "TASK.SETRESULT", other, '{"step":1}')
+        assert waiter.reply() == b'{"step":1}'
+        assert task(c, "TASK.GET", other)["status"] == "input_required"
+
+        # a terminal status without a result: completed keeps waiting for a late result...
+        late = new_task(c)
+        waiter.send(pack("TASK.RESULT", late, "BLOCK", "0", "ANY"))
+        until_blocked(c)
+        ok(c, "TASK.UPDATE", late, "completed")
+        assert blocked(c) == 1
+        ok(c, "TASK.SETRESULT", late, '"late"')
+        assert waiter.reply() == b'"late"'
+        # ...cancelled answers NOTREADY, as without ANY (a null reply would mean a timeout)
+        cancelled = new_task(c)
+        waiter.send(pack("TASK.RESULT", cancelled, "BLOCK", "0", "ANY"))
+        until_blocked(c)
+        ok(c, "TASK.CANCEL", cancelled)
+        assert str(waiter.reply()) == f"NOTREADY task {cancelled} is cancelled; no result yet"
+        assert (
+            str(waiter.call("TASK.RESULT", cancelled, "BLOCK", "0", "ANY"))
+            == f"NOTREADY task {cancelled} is cancelled; no result yet"
+        )
+
+        # timeout: a null reply; deletion: NOTFOUND
+        quiet = new_task(c)
+        assert waiter.call("TASK.RESULT", quiet, "ANY", "BLOCK", "20") is None
+        waiter.send(pack("TASK.RESULT", quiet, "ANY", "BLOCK", "0"))
+        until_blocked(c)
+        ok(c, "TASK.DEL", quiet)
+        assert str(waiter.reply()) == f"NOTFOUND task not found: {quiet}"
+        # inside MULTI nothing waits
+        ok(waiter, "MULTI")
+        waiter.call("TASK.RESULT", new_task(c), "ANY", "BLOCK", "0")
+        assert ok(waiter, "EXEC") == [None]
+
+
+@pytest.mark.parametrize("status", sorted(TERMINAL))
+def test_message_update_on_a_terminal_task(server, status: str) -> None:
+    with RawClient(server.port) as c, RawClient(server.port) as waiter:
+        tid = reach(c, status)
+        before = task(c, "TASK.GET", tid)
+        time.sleep(0.002)  # a later millisecond for lastUpdatedAt
+        waiter.send(pack("TASK.WAIT", tid))  # no STATUS: the next change of any kind
+        until_blocked(c)
+        t = task(c, "TASK.UPDATE", tid, "MESSAGE", "after the end")
+        assert (t["status"], t["statusMessage"]) == (status, "after the end")
+        assert t["lastUpdatedAt"] > before["lastUpdatedAt"]
+        assert t["createdAt"] == before["createdAt"] and t["ttl"] == before["ttl"]
+        assert json.loads(waiter.reply()) == t
+        assert task(c, "TASK.GET", tid) == t
+        # every status change is still refused, the same status included, with or without MESSAGE
+        for new in STATUSES:
+            assert err(c, "TASK.UPDATE", tid, new) == (
+                f"INVALIDTRANSITION invalid transition from {status} to {new} for task {tid}"
+            )
+            assert err(c, "TASK.UPDATE", tid, new, "MESSAGE", "x").startswith(
+                "INVALIDTRANSITION invalid transition"
+            )
+        assert err(c, "TASK.CANCEL", tid, "MESSAGE", "x").startswith("INVALIDTRANSITION ")
+        assert task(c, "TASK.GET", tid)["status"] == status
+        if status != "cancelled":  # the result stays
+            assert ok(c, "TASK.RESULT", tid) == b'{"content":[]}'
+
+
+def test_message_update_on_an_expired_terminal_task_is_refused(make_server) -> None:
+    srv = make_server(expired_retention_ms=60_000)
+    with RawClient(srv.port) as c:
+        tid = new_task(c, "TTL", "30")
+        ok(c, "TASK.COMPLETE", tid, "completed", "{}", "MESSAGE", "done")
+        time.sleep(0.06)
+        assert err(c, "TASK.UPDATE", tid, "MESSAGE", "late") == f"EXPIRED task expired: {tid}"
+        assert task(c, "TASK.GET", tid)["statusMessage"] == "done"
 
 
 # -- every error row of design.md §5 -------------------------------------------------------
@@ -459,6 +623,15 @@ def test_command_docs_for_task_commands(c: RawClient) -> None:
         assert fields[b"group"] == b"task" and fields[b"summary"], name
         if name != b"task.config" and name != b"task.cleanup" and name != b"task.list":
             assert fields[b"arguments"], name
+
+    def pairs(flat: list) -> dict:
+        return dict(zip(flat[::2], flat[1::2], strict=True))
+
+    args = [pairs(a) for a in pairs(entries[b"task.result"])[b"arguments"]]
+    assert [a[b"name"] for a in args] == [b"id", b"timeout", b"any", b"owner"]
+    any_arg = args[2]
+    assert (any_arg[b"type"], any_arg[b"token"]) == (b"pure-token", b"ANY")
+    assert any_arg[b"flags"] == [b"optional"]
     info = ok(c, "COMMAND", "INFO", "task.create")
     assert info[0][0] == b"task.create" and info[0][1] == -2
 

@@ -47,9 +47,6 @@ def test_error_texts() -> None:
     assert str(InvalidTransition("t1", "completed", "working")) == (
         "INVALIDTRANSITION invalid transition from completed to working for task t1"
     )
-    assert str(InvalidTransition.terminal("t1", "failed")) == (
-        "INVALIDTRANSITION task t1 is failed: terminal tasks do not change"
-    )
     assert str(NotReady("t1", "working")) == "NOTREADY task t1 is working; no result yet"
     assert str(TooLarge("result is 5 bytes (max 4)")) == "TOOLARGE result is 5 bytes (max 4)"
     assert str(LimitExceeded(3, 3)) == (

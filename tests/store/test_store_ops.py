@@ -14,6 +14,7 @@ from taskstore.store import (
     InvalidArgument,
     InvalidTransition,
     NotReady,
+    TaskNotFound,
     TaskRecord,
     TaskStatus,
     TaskStore,
@@ -227,6 +228,29 @@ def test_result_stored_as_given(store: TaskStore) -> None:
     # Allowed after completion (the seed's choice): a result may follow the status update.
     store.set_result("o", task_id, '"ünïcode"')
     assert store.get_result("o", task_id) == '"ünïcode"'.encode()
+
+
+def test_stored_result_whatever_the_status(store: TaskStore, clock: FakeClock) -> None:
+    """TASK.RESULT … ANY: the stored result at any status; None when there is none."""
+    task_id = store.create("o", "m", 1000).task_id
+    assert store.stored_result("o", task_id) is None
+    store.set_result("o", task_id, b'{"partial":true}')
+    assert store.stored_result("o", task_id) == b'{"partial":true}'
+    store.update_status("o", task_id, TaskStatus.INPUT_REQUIRED, None, set_message=False)
+    assert store.stored_result("o", task_id) == b'{"partial":true}'
+    store.cancel("o", task_id, None)
+    assert store.stored_result("o", task_id) == store.get_result("o", task_id)
+    other = store.create("o", "m").task_id
+    store.cancel("o", other, None)
+    assert store.stored_result("o", other) is None  # terminal, no result
+    with pytest.raises(TaskNotFound):
+        store.stored_result("o", "nope")
+    with pytest.raises(TaskNotFound):
+        store.stored_result("someone-else", task_id)
+    with pytest.raises(InvalidArgument, match="invalid task id"):
+        store.stored_result("o", "has space")
+    clock.advance(1000)  # expired: still readable until evicted
+    assert store.stored_result("o", task_id) == b'{"partial":true}'
 
 
 @pytest.mark.parametrize("payload", [b"{", b"NaN", b"", b"\xff", b"[1,]", b"{'a':1}"])

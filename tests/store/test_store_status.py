@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from store_helpers import FakeClock
 
 from taskstore.store import (
     InvalidArgument,
     InvalidTransition,
+    TaskExpired,
     TaskStatus,
     TaskStore,
     parse_status,
@@ -75,21 +77,48 @@ def test_cancel_from_every_status(store: TaskStore, current: TaskStatus) -> None
 
 
 @pytest.mark.parametrize("current", list(TaskStatus), ids=lambda s: s.value)
-def test_message_only_update(store: TaskStore, current: TaskStatus) -> None:
+def test_message_only_update(store: TaskStore, clock: FakeClock, current: TaskStatus) -> None:
+    """MESSAGE alone is not a transition: allowed on every status, terminal ones included."""
     task_id = _task_in(store, current)
-    if current.is_terminal:
-        with pytest.raises(InvalidTransition) as info:
-            store.update_status("o", task_id, None, "progress", set_message=True)
-        assert str(info.value) == (
-            f"INVALIDTRANSITION task {task_id} is {current.value}: terminal tasks do not change"
-        )
-    else:
-        record = store.update_status("o", task_id, None, "50%", set_message=True)
-        assert record.status is current
-        assert record.status_message == "50%"
-        # MESSAGE alone keeps the status; clearing the message is a message-only update too.
-        record = store.update_status("o", task_id, None, None, set_message=True)
-        assert record.status_message is None
+    clock.advance(5)
+    record = store.update_status("o", task_id, None, "50%", set_message=True)
+    assert record.status is current
+    assert record.status_message == "50%"
+    assert record.last_updated_at_ms == clock.now
+    assert b'"statusMessage":"50%"' in record.wire_json()
+    # MESSAGE alone keeps the status; clearing the message is a message-only update too.
+    record = store.update_status("o", task_id, None, None, set_message=True)
+    assert record.status is current
+    assert record.status_message is None
+    assert b"statusMessage" not in record.wire_json()
+
+
+@pytest.mark.parametrize("terminal", [S.COMPLETED, S.FAILED, S.CANCELLED], ids=lambda s: s.value)
+def test_terminal_message_update_keeps_status_result_and_counts(
+    store: TaskStore, terminal: TaskStatus
+) -> None:
+    task_id = _task_in(store, terminal)
+    store.set_result("o", task_id, b'{"v":1}')
+    before = store.stats()
+    store.update_status("o", task_id, None, "after the end", set_message=True)
+    assert store.stats() == before
+    assert store.get_result("o", task_id) == b'{"v":1}'
+    # a status change, even to the same terminal status and with a message, still is refused
+    for new in TaskStatus:
+        with pytest.raises(InvalidTransition):
+            store.update_status("o", task_id, new, "x", set_message=True)
+    assert store.get("o", task_id).status_message == "after the end"
+
+
+def test_message_update_of_an_expired_task_is_refused(store: TaskStore, clock: FakeClock) -> None:
+    for status in (S.WORKING, S.COMPLETED):
+        task_id = store.create("o", "tools/call", 1000).task_id
+        if status is not S.WORKING:
+            store.update_status("o", task_id, status, "done", set_message=True)
+        clock.advance(1000)
+        with pytest.raises(TaskExpired):
+            store.update_status("o", task_id, None, "late", set_message=True)
+        assert store.get("o", task_id).status_message == (None if status is S.WORKING else "done")
 
 
 def test_status_change_without_message_clears_it(store: TaskStore) -> None:

@@ -85,10 +85,12 @@ def set_result_args(task_id: str, result: Any, owner: str | None) -> Args:
     return with_owner(["TASK.SETRESULT", task_id, dumps(result)], owner)
 
 
-def result_args(task_id: str, block: int | None, owner: str | None) -> Args:
+def result_args(task_id: str, block: int | None, any_status: bool, owner: str | None) -> Args:
     args: Args = ["TASK.RESULT", task_id]
     if block is not None:
         args += ["BLOCK", block]
+    if any_status:
+        args.append("ANY")
     return with_owner(args, owner)
 
 

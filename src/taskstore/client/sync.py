@@ -134,16 +134,30 @@ class TaskClient:
         """TASK.SETRESULT: store ``result`` (any JSON value); the status does not change."""
         self._call(cmd.set_result_args(task_id, result, self._owner(owner)), cmd.parse_ok)
 
-    def result(self, task_id: str, *, block: int | None = None, owner: str | None = None) -> Any:
-        """TASK.RESULT: the stored result, parsed from JSON.
+    def result(
+        self,
+        task_id: str,
+        *,
+        block: int | None = None,
+        any: bool = False,
+        default: Any = None,
+        owner: str | None = None,
+    ) -> Any:
+        """TASK.RESULT: the stored result, parsed from JSON (a stored ``null`` is ``None``).
 
         Raises :class:`NotReady` while the task is not terminal (or has no result). With
         ``block`` (ms, 0 = forever) waits for the task to become terminal first, and raises the
-        built-in ``TimeoutError`` when that does not happen in time (a stored ``null`` result
-        is returned as ``None``).
+        built-in ``TimeoutError`` when that does not happen in time.
+
+        ``any=True`` (``ANY``) returns a stored result whatever the status, and ``default``
+        when the task has none; with ``block`` it waits until a result is stored (or the task
+        is terminal, as without ``any``).
         """
-        reply = self._call(cmd.result_args(task_id, block, self._owner(owner)), lambda r: r)
+        args = cmd.result_args(task_id, block, any, self._owner(owner))
+        reply = self._call(args, lambda r: r)
         if reply is None:
+            if block is None:
+                return default  # ANY: no result stored
             raise TimeoutError(f"task {task_id} did not finish within {block} ms")
         return cmd.parse_json(reply)
 

@@ -21,13 +21,20 @@ if TYPE_CHECKING:
 _GONE = frozenset({"deleted", "evicted"})
 
 
-def result_reply(record: TaskRecord, store: TaskStore) -> Any:
+#: The waiter kind of ``TASK.RESULT … BLOCK … ANY``; plain ``BLOCK`` is ``"result"``.
+RESULT_ANY = "result-any"
+
+
+def result_reply(record: TaskRecord, store: TaskStore, any_status: bool = False) -> Any:
     """What TASK.RESULT BLOCK answers for this state, or None to keep waiting.
 
     A terminal task with a result answers it. Cancelled without one answers NOTREADY (no
     result is coming). Completed or failed without one keeps waiting: the store lets a result
-    be attached after the status (TASK.UPDATE <id> completed, then TASK.SETRESULT).
+    be attached after the status (TASK.UPDATE <id> completed, then TASK.SETRESULT). With
+    ``any_status`` (the ANY option) a stored result answers whatever the status.
     """
+    if any_status and record.result is not None:
+        return record.result
     status = record.status
     if not status.is_terminal:
         return None
@@ -49,7 +56,8 @@ class Waiter:
     ) -> None:
         self.conn = conn
         self.key = (owner, task_id)
-        self.kind = kind  # "result" (TASK.RESULT BLOCK) or "wait" (TASK.WAIT)
+        # "result" (TASK.RESULT BLOCK), RESULT_ANY (… BLOCK … ANY) or "wait" (TASK.WAIT)
+        self.kind = kind
         self.status = status  # TASK.WAIT STATUS <s>: wake once the status differs
         self.timer: asyncio.TimerHandle | None = None
 
@@ -60,6 +68,8 @@ class Waiter:
             return ErrorReply(str(TaskNotFound(task_id)))
         if self.kind == "result":
             return result_reply(record, store)
+        if self.kind == RESULT_ANY:
+            return result_reply(record, store, True)
         if self.status is not None and record.status == self.status:
             return None
         return record.wire_json()

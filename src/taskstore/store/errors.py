@@ -70,26 +70,13 @@ class TaskExpired(TaskError):
 
 
 class InvalidTransition(TaskError):
-    """A status change the MCP state machine forbids, or any change of a terminal task.
-
-    Without ``to_status`` the wording is the one for a message-only update of a terminal task.
-    """
+    """A status change the MCP state machine forbids (terminal statuses never change)."""
 
     code = "INVALIDTRANSITION"
 
-    def __init__(self, task_id: str, from_status: str, to_status: str | None = None) -> None:
+    def __init__(self, task_id: str, from_status: str, to_status: str) -> None:
         self.task_id = task_id
-        if to_status is None:
-            super().__init__(f"task {task_id} is {from_status}: terminal tasks do not change")
-        else:
-            super().__init__(
-                f"invalid transition from {from_status} to {to_status} for task {task_id}"
-            )
-
-    @classmethod
-    def terminal(cls, task_id: str, status: str) -> InvalidTransition:
-        """Spelled-out form of ``InvalidTransition(task_id, status)``."""
-        return cls(task_id, status)
+        super().__init__(f"invalid transition from {from_status} to {to_status} for task {task_id}")
 
 
 class NotReady(TaskError):

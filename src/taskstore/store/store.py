@@ -26,9 +26,10 @@ Decisions where the seed, the spec and design.md leave room:
 * Task ids are 1-256 characters in 0x21-0x7e: no space (ids travel in inline commands and in
   space-separated error replies) and no control characters. A malformed id given to any
   operation is ``ERR invalid task id``; such a task cannot exist.
-* Variables and results may still be set on a terminal task that has not expired (the seed does
-  the same: its set_variables/set_result only reject expired tasks). This lets a server mark a
-  task completed and attach its result afterwards. The status itself never leaves a terminal state.
+* Variables, results and the status message may still be set on a terminal task that has not
+  expired (the seed's set_variables/set_result only reject expired tasks; a message change is
+  not a transition, and the MCP SDKs' stores allow it). This lets a server mark a task completed
+  and attach its result afterwards. The status itself never leaves a terminal state.
 * ``cleanup_expired`` evicts every expired task now, ignoring ``expired_retention_ms``, as the
   seed's cleanup removes expired tasks: it is the explicit "drop them" request, while retention
   is the grace period of passive expiry (lazy access and ``sweep``).
@@ -529,8 +530,9 @@ class TaskStore:
         """Change the status and/or the status message.
 
         With a status, the message becomes ``message`` if ``set_message`` else is cleared (the
-        seed replaces it on every status update). Without one, only the message changes, which
-        a terminal task refuses.
+        seed replaces it on every status update); a terminal task refuses every status, its own
+        included. Without one, only the message changes, on any task that has not expired
+        (terminal ones too: a message change is not a transition).
         """
         if status is None and not set_message:
             raise InvalidArgument("nothing to update: give a status or MESSAGE")
@@ -538,13 +540,10 @@ class TaskStore:
             self._check_message(message)
         now = self.now_ms()
         record = self._find_mutable(owner, task_id, now)
-        current = record.status
-        if status is None:
-            if current.is_terminal:
-                raise InvalidTransition.terminal(task_id, current.value)
-        elif not can_transition(current, status):
-            raise InvalidTransition(task_id, current.value, status.value)
-        else:
+        if status is not None:
+            current = record.status
+            if not can_transition(current, status):
+                raise InvalidTransition(task_id, current.value, status.value)
             self._set_status(record, status)
         record.status_message = message if set_message else None
         record.last_updated_at_ms = now
@@ -604,6 +603,11 @@ class TaskStore:
         if result is None or not record.status.is_terminal:
             raise NotReady(task_id, record.status.value)
         return result
+
+    def stored_result(self, owner: str, task_id: str) -> bytes | None:
+        """The stored result text whatever the status (TASK.RESULT … ANY); None when the task
+        has none. Expired tasks too, until they are evicted."""
+        return self._find(owner, task_id, self.now_ms())[2].result
 
     def complete_with_result(
         self,

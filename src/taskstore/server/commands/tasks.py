@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from taskstore.protocol import OK
-from taskstore.server.blocking import result_reply
+from taskstore.server.blocking import RESULT_ANY, result_reply
 from taskstore.server.commands.base import Arg, CommandError, command
 from taskstore.store import InvalidArgument, list_json, parse_status
 
@@ -37,9 +37,14 @@ def _int(raw: bytes, what: str) -> int:
 
 
 def _options(
-    conn: Connection, args: list[bytes], start: int, names: frozenset[bytes]
+    conn: Connection,
+    args: list[bytes],
+    start: int,
+    names: frozenset[bytes],
+    flags: frozenset[bytes] = frozenset(),
 ) -> tuple[str, dict[bytes, bytes]]:
-    """Parse ``KEY value`` options from ``start``; returns (owner, options).
+    """Parse ``KEY value`` options and bare ``FLAG`` tokens from ``start``; returns (owner,
+    options), a flag that is present mapped to ``b""``.
 
     ``OWNER`` is accepted on every command, from identities allowed to impersonate.
     """
@@ -51,6 +56,9 @@ def _options(
         if (key in names or key == b"OWNER") and i + 1 < n:
             opts[key] = args[i + 1]
             i += 2
+        elif key in flags:
+            opts[key] = b""
+            i += 1
         else:
             raise CommandError("ERR syntax error")
     owner_raw = opts.pop(b"OWNER", None)
@@ -132,7 +140,7 @@ _MESSAGE_OPTS = frozenset({b"MESSAGE"})
     -3,
     flags=("write", "fast"),
     group=_GROUP,
-    summary="Changes a task's status and/or status message.",
+    summary="Changes a task's status and/or status message (MESSAGE alone: terminal tasks too).",
     since="0.1.0",
     arguments=(
         Arg("id"),
@@ -207,6 +215,7 @@ def task_setresult(conn: Connection, args: list[bytes]) -> Any:
 
 
 _RESULT_OPTS = frozenset({b"BLOCK"})
+_RESULT_FLAGS = frozenset({b"ANY"})
 
 
 def _timeout(raw: bytes) -> int:
@@ -225,26 +234,35 @@ def _timeout(raw: bytes) -> int:
     -2,
     flags=("readonly", "blocking"),
     group=_GROUP,
-    summary="Returns a terminal task's result JSON; with BLOCK, waits until the task is terminal.",
+    summary="Returns a terminal task's result JSON (ANY: whatever the status); with BLOCK, waits "
+    "for it.",
     since="0.1.0",
-    arguments=(Arg("id"), Arg("timeout", "integer", token="BLOCK", optional=True), _OWNER_ARG),
+    arguments=(
+        Arg("id"),
+        Arg("timeout", "integer", token="BLOCK", optional=True),
+        Arg("any", "pure-token", token="ANY", optional=True),
+        _OWNER_ARG,
+    ),
     categories=("read", "blocking"),
 )
 def task_result(conn: Connection, args: list[bytes]) -> Any:
-    owner, opts = _options(conn, args, 2, _RESULT_OPTS)
+    owner, opts = _options(conn, args, 2, _RESULT_OPTS, _RESULT_FLAGS)
     task_id = _text(args[1])
     store = conn.server.store
     raw_block = opts.get(b"BLOCK")
+    any_status = b"ANY" in opts
     if raw_block is None:
+        if any_status:
+            return store.stored_result(owner, task_id)  # None: a null reply
         return store.get_result(owner, task_id)
     timeout = _timeout(raw_block)
     record = store.get(owner, task_id)  # NOTFOUND at once
-    ready = result_reply(record, store)
+    ready = result_reply(record, store, any_status)
     if ready is not None:
         return ready
     if conn.in_exec:
         return None  # inside MULTI nothing waits: as if the timeout passed
-    return conn.block(owner, task_id, "result", None, timeout)
+    return conn.block(owner, task_id, RESULT_ANY if any_status else "result", None, timeout)
 
 
 _WAIT_OPTS = frozenset({b"STATUS", b"BLOCK"})
