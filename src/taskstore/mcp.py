@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncGenerator
 from typing import Any, Final
 
 try:
@@ -26,12 +27,14 @@ except ImportError as e:  # pragma: no cover - depends on the environment
         "pip install 'taskstore[mcp]'"
     ) from e
 
+from redis.asyncio import ConnectionPool as AsyncConnectionPool
+
 from taskstore.client import (
     AsyncTaskClient,
     InvalidArgument,
     InvalidTransition,
-    NotReady,
     Task,
+    TaskClient,
     TaskExists,
     TaskExpired,
     TaskNotFound,
@@ -63,6 +66,7 @@ EMPTY_META_KEY: Final = "taskstore/empty-meta"
 MAX_SAFE_TTL_MS: Final = 2**53 - 1
 
 _TERMINAL = frozenset({"completed", "failed", "cancelled"})
+_NO_RESULT: Final = object()
 _TTL_ERRORS = re.compile(r"ERR (TTL \d+ms exceeds maximum|unlimited TTL)")
 
 
@@ -140,6 +144,32 @@ def to_mcp_task(task: Task) -> McpTask:
 # -- the store --------------------------------------------------------------------------------
 
 
+class _LoopClient:
+    """The connections of one store on one event loop, and the guard that closes them."""
+
+    __slots__ = ("client", "guard")
+
+    def __init__(self, client: AsyncTaskClient, guard: AsyncGenerator[None, None]) -> None:
+        self.client = client
+        self.guard = guard
+
+
+async def _close_at_loop_end(client: AsyncTaskClient) -> AsyncGenerator[None, None]:
+    """Closes ``client`` when it is closed itself.
+
+    Started once on the loop that the client's connections belong to, it stays suspended at
+    its ``yield``. asyncio's async-generator hooks then close it, in that loop, in three
+    cases: ``loop.shutdown_asyncgens()`` at the end of ``asyncio.run`` / ``asyncio.Runner`` /
+    ``anyio.run`` / ``uvloop.run`` (the store outlived its loop); the loop's finalizer when
+    the generator is garbage-collected (the store was dropped); or the store's own
+    :meth:`~TaskstoreTaskStore.close` / :meth:`~TaskstoreTaskStore.aclose`.
+    """
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
 class TaskstoreTaskStore(TaskStore):
     """An MCP SDK ``TaskStore`` whose tasks live in a taskstore server.
 
@@ -154,8 +184,13 @@ class TaskstoreTaskStore(TaskStore):
     ``tools/call``), ``client=`` to share an :class:`~taskstore.client.AsyncTaskClient` (then
     no ``url``), and ``wait_chunk_ms``, the longest single TASK.WAIT before waiting again.
 
-    The connection pool belongs to the event loop that first uses it. :meth:`aclose` (or
-    ``async with``) closes it.
+    Nothing connects before the first call. The store then keeps one connection pool per
+    event loop that uses it, and closes each pool on its own loop: when that loop shuts down
+    (``asyncio.run`` and friends), when the store is garbage-collected, or on :meth:`close`
+    (synchronous; :meth:`cleanup` is the same, under the name the SDK's in-memory store uses)
+    or ``await`` :meth:`aclose` (or ``async with``). So a store that is never closed, as the
+    SDK leaves the stores it makes, leaks no socket. A closed store can be used again: it
+    reconnects. A ``client=`` passed in is the caller's to close.
     """
 
     def __init__(
@@ -175,8 +210,10 @@ class TaskstoreTaskStore(TaskStore):
             raise ValueError("wait_chunk_ms must be at least 1")
         if client is not None and url is not None:
             raise TypeError("pass url or client, not both")
-        self._owns_client = client is None
-        self.client = client if client is not None else AsyncTaskClient(url or default_url())
+        #: The taskstore URL (None when a ``client`` was passed in).
+        self.url = None if client is not None else url or default_url()
+        self._shared = client
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
         self.owner = owner
         self.page_size = page_size
         self.poll_interval_ms = poll_interval_ms
@@ -185,24 +222,94 @@ class TaskstoreTaskStore(TaskStore):
         self._max_ttl_ms: int | None = None
         self._local_waiters: dict[str, set[asyncio.Event]] = {}
 
+    def connection_kwargs(self) -> dict[str, Any]:
+        """redis-py's connection settings of this store (host, port, socket_timeout, …)."""
+        if self._shared is not None:
+            return dict(self._shared.redis.connection_pool.connection_kwargs)
+        assert self.url is not None
+        return dict(AsyncConnectionPool.from_url(self.url).connection_kwargs)
+
     def _fit_chunk(self, chunk_ms: int) -> int:
         """Keep each TASK.WAIT shorter than a socket timeout configured in the URL."""
-        kwargs: dict[str, Any] = self.client.redis.connection_pool.connection_kwargs
-        timeout = kwargs.get("socket_timeout")
+        timeout = self.connection_kwargs().get("socket_timeout")
         if isinstance(timeout, int | float) and timeout > 0:
             chunk_ms = min(chunk_ms, max(1, int(timeout * 500)))
         return chunk_ms
 
+    async def _client(self) -> AsyncTaskClient:
+        """The client of the running event loop, made (and guarded) on first use."""
+        if self._shared is not None:
+            return self._shared
+        loop = asyncio.get_running_loop()
+        entry = self._loops.get(loop)
+        if entry is None:
+            for old in [old for old in self._loops if old.is_closed()]:
+                del self._loops[old]  # their guards ran at the loop's shutdown
+            assert self.url is not None
+            client = AsyncTaskClient(self.url)
+            guard = _close_at_loop_end(client)
+            # the first step registers the guard with this loop's async-generator hooks and
+            # stops at its yield (no await before it: nothing else runs in between)
+            await anext(guard)
+            entry = self._loops[loop] = _LoopClient(client, guard)
+        return entry.client
+
+    def close(self) -> None:
+        """Close the store's connections (none of a ``client`` passed in), synchronously.
+
+        Callable from anywhere: inside a coroutine, from another thread, after the loops are
+        gone. Each pool is closed on its own loop, at that loop's next iteration (or was closed
+        already when its loop shut down). The tasks stay in taskstore, and the store
+        reconnects if it is used again.
+        """
+        entries, self._loops = self._loops, {}
+        for loop, entry in entries.items():
+            if not loop.is_closed():
+                try:
+                    loop.call_soon_threadsafe(_close_guard, loop, entry.guard)
+                except RuntimeError:  # closed meanwhile: its shutdown closed the guard
+                    pass
+
+    def cleanup(self) -> None:
+        """:meth:`close`, under the name of the SDK's ``InMemoryTaskStore.cleanup()``.
+
+        Unlike the in-memory store's, it deletes no task: taskstore's tasks outlive the
+        store object, and other processes share them (``delete_task`` removes one).
+        """
+        self.close()
+
     async def aclose(self) -> None:
-        """Close the connections (unless the client was passed in)."""
-        if self._owns_client:
-            await self.client.aclose()
+        """Close the connections (not those of a ``client`` passed in); those of the running
+        loop before returning, those of other loops on their own loops."""
+        loop = asyncio.get_running_loop()
+        entries, self._loops = self._loops, {}
+        mine = entries.pop(loop, None)
+        for other, entry in entries.items():
+            if not other.is_closed():
+                try:
+                    other.call_soon_threadsafe(_close_guard, other, entry.guard)
+                except RuntimeError:
+                    pass
+        if mine is not None:
+            await mine.guard.aclose()
 
     async def __aenter__(self) -> TaskstoreTaskStore:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    def get_all_tasks(self) -> list[McpTask]:
+        """Every task of the store's owner, newest first, as the SDK's
+        ``InMemoryTaskStore.get_all_tasks()`` (a debugging helper, synchronous).
+
+        It blocks the calling thread for a round trip per 1000 tasks on a connection of its
+        own: for tests and debugging, not for a busy event loop. Needs a store made with a URL.
+        """
+        if self.url is None:
+            raise TypeError("get_all_tasks() needs a store made with a URL, not a client")
+        with TaskClient(self.url) as tasks:
+            return [to_mcp_task(t) for t in tasks.all_tasks(owner=self.owner)]
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -217,7 +324,7 @@ class TaskstoreTaskStore(TaskStore):
 
     async def _max_ttl(self, refresh: bool = False) -> int:
         if self._max_ttl_ms is None or refresh:
-            config = await self.client.config(owner=self.owner)
+            config = await (await self._client()).config(owner=self.owner)
             self._max_ttl_ms = int(config["max_ttl_ms"])
         return self._max_ttl_ms
 
@@ -233,7 +340,7 @@ class TaskstoreTaskStore(TaskStore):
 
     async def _get(self, task_id: str) -> Task | None:
         try:
-            return await self.client.get(task_id, owner=self.owner)
+            return await (await self._client()).get(task_id, owner=self.owner)
         except TaskNotFound:
             return None
         except InvalidArgument as e:
@@ -250,7 +357,7 @@ class TaskstoreTaskStore(TaskStore):
         for attempt in range(2):
             ttl = await self._ttl(metadata.ttl, refresh=attempt > 0)
             try:
-                task = await self.client.create(
+                task = await (await self._client()).create(
                     self.request_method,
                     ttl=ttl,
                     poll_interval=self.poll_interval_ms,
@@ -284,8 +391,8 @@ class TaskstoreTaskStore(TaskStore):
 
         ``status_message=None`` keeps the current message (also across a status change);
         ``status`` equal to the current one is no transition (only the message changes, or
-        only ``lastUpdatedAt``). ValueError for an unknown id, for leaving a terminal status,
-        for changing the message of a terminal task, and for an expired task.
+        only ``lastUpdatedAt``), and the message of a terminal task can still change.
+        ValueError for an unknown id, for leaving a terminal status, and for an expired task.
         """
         for _ in range(3):
             current = await self._get(task_id)
@@ -299,37 +406,35 @@ class TaskstoreTaskStore(TaskStore):
                 raise ValueError(f"Task with ID {task_id} has expired") from None
             except InvalidTransition as e:
                 # another process changed the status between our read and our write
-                if e.from_status in _TERMINAL:
-                    if status is not None and status != e.from_status:
-                        raise ValueError(
-                            f"Cannot transition from terminal status '{e.from_status}'"
-                        ) from None
-                    if status_message is not None:
-                        raise _terminal_message(task_id, e.from_status) from None
+                if e.from_status in _TERMINAL and status is not None and status != e.from_status:
+                    raise ValueError(
+                        f"Cannot transition from terminal status '{e.from_status}'"
+                    ) from None
                 # else read it again and apply the update to what it is now
         raise ValueError(f"Task with ID {task_id} keeps changing; update not applied")
 
     async def _update(self, current: Task, status: TaskStatus | None, message: str | None) -> Task:
         tid, owner = current.task_id, self.owner
+        client = await self._client()
         if status is not None and status != current.status:
             if current.is_terminal:
                 raise ValueError(f"Cannot transition from terminal status '{current.status}'")
             if message is None:
                 message = current.status_message  # taskstore would drop it; the SDK keeps it
-            return await self.client.update(tid, status, message=message, owner=owner)
+            return await client.update(tid, status, message=message, owner=owner)
         if message is not None:
-            if current.is_terminal:
-                raise _terminal_message(tid, current.status)
-            return await self.client.update(tid, message=message, owner=owner)
+            # MESSAGE alone: not a transition, so terminal tasks take it too
+            return await client.update(tid, message=message, owner=owner)
         # nothing to change: the SDK still refreshes lastUpdatedAt; an empty merge of the
         # variables does exactly that (and works on terminal tasks too)
-        return await self.client.set_variables(tid, {}, owner=owner)
+        return await client.set_variables(tid, {}, owner=owner)
 
     async def store_result(self, task_id: str, result: Result) -> None:
         """Store ``result`` (any status, terminal too); ValueError for an unknown or expired
         task."""
         try:
-            await self.client.set_result(task_id, encode_result(result), owner=self.owner)
+            client = await self._client()
+            await client.set_result(task_id, encode_result(result), owner=self.owner)
         except TaskNotFound:
             raise self._not_found(task_id) from None
         except TaskExpired:
@@ -340,23 +445,25 @@ class TaskstoreTaskStore(TaskStore):
             raise
 
     async def get_result(self, task_id: str) -> Result | None:
-        """The stored result as the class it was stored as; None for an unknown task, and
-        while the task has no result or is not terminal yet."""
+        """The stored result as the class it was stored as, whatever the task's status
+        (TASK.RESULT … ANY); None for an unknown task and while no result is stored."""
         try:
-            data = await self.client.result(task_id, owner=self.owner)
-        except (TaskNotFound, NotReady):
+            client = await self._client()
+            data = await client.result(task_id, any=True, default=_NO_RESULT, owner=self.owner)
+        except TaskNotFound:
             return None
         except InvalidArgument as e:
             if self._bad_id(e):
                 return None
             raise
-        return decode_result(data)
+        return None if data is _NO_RESULT else decode_result(data)
 
     async def list_tasks(self, cursor: str | None = None) -> tuple[list[McpTask], str | None]:
         """One page of ``page_size`` tasks, newest first, and the cursor of the next page (None
         on the last). ValueError for a cursor this store did not hand out."""
         try:
-            page = await self.client.list(cursor=cursor, limit=self.page_size, owner=self.owner)
+            client = await self._client()
+            page = await client.list(cursor=cursor, limit=self.page_size, owner=self.owner)
         except InvalidArgument as e:
             if cursor is not None and e.detail == "invalid cursor":
                 raise ValueError(f"Invalid cursor: {cursor}") from None
@@ -366,7 +473,7 @@ class TaskstoreTaskStore(TaskStore):
     async def delete_task(self, task_id: str) -> bool:
         """Delete the task and its result; False when there was none."""
         try:
-            return await self.client.delete(task_id, owner=self.owner)
+            return await (await self._client()).delete(task_id, owner=self.owner)
         except InvalidArgument as e:
             if self._bad_id(e):
                 return False
@@ -401,7 +508,7 @@ class TaskstoreTaskStore(TaskStore):
     async def _wait_status_change(self, task_id: str, current: Task) -> None:
         while True:
             try:
-                changed = await self.client.wait(
+                changed = await (await self._client()).wait(
                     task_id, status=current.status, block=self.wait_chunk_ms, owner=self.owner
                 )
             except (TaskNotFound, Unblocked):
@@ -419,11 +526,15 @@ class TaskstoreTaskStore(TaskStore):
             event.set()
 
 
-def _terminal_message(task_id: str, status: str) -> ValueError:
-    return ValueError(
-        f"Cannot change the status message of task {task_id}: "
-        f"terminal status '{status}' does not change"
-    )
+def _close_guard(loop: asyncio.AbstractEventLoop, guard: AsyncGenerator[None, None]) -> None:
+    """On ``loop``: close a store's guard, which closes its connections."""
+    task = loop.create_task(guard.aclose())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+#: Closing tasks of :func:`_close_guard`, kept alive until done (asyncio keeps only weak ones).
+_closing: set[asyncio.Task[None]] = set()
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import textwrap
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,10 +34,10 @@ from mcp.types import (
     TextContent,
 )
 
-from taskstore.client import LimitExceeded, PermissionDenied, TaskClient
+from taskstore.client import AsyncTaskClient, LimitExceeded, NotReady, PermissionDenied, TaskClient
 from taskstore.mcp import RESULT_TYPE_KEY, TaskstoreTaskStore, decode_result, encode_result
 
-from .conftest import USERS, until_blocked, user_url
+from .conftest import PYTHON, USERS, child_env, until_blocked, user_url
 
 Body = Callable[[TaskStore], Awaitable[None]]
 UUID4 = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z")
@@ -241,6 +243,71 @@ def test_result_errors_and_absence(new_store: Callable[..., TaskStore]) -> None:
     run(new_store(), body)
 
 
+def test_get_result_whatever_the_status(new_store: Callable[..., TaskStore]) -> None:
+    """get_result gives back what store_result stored, at any status."""
+
+    async def body(store: TaskStore) -> None:
+        await store.create_task(TaskMetadata(ttl=60_000), task_id="p")
+        assert await store.get_result("p") is None  # nothing stored yet
+        partial = CallToolResult(content=[TextContent(type="text", text="so far")])
+        await store.store_result("p", partial)
+        assert await store.get_result("p") == partial  # still working
+        await store.update_task("p", status="input_required")
+        assert await store.get_result("p") == partial
+        final = CustomResult(answer=1)
+        await store.store_result("p", final)
+        await store.update_task("p", status="cancelled")
+        got = await store.get_result("p")
+        assert type(got) is CustomResult and got == final
+
+    run(new_store(), body)
+
+
+def test_terminal_task_messages_still_change(new_store: Callable[..., TaskStore]) -> None:
+    async def body(store: TaskStore) -> None:
+        for terminal in ("completed", "failed", "cancelled"):
+            t = await store.create_task(TaskMetadata(ttl=60_000), task_id=terminal)
+            done = await store.update_task(
+                terminal,
+                status=terminal,  # type: ignore[arg-type]
+                status_message="done",
+            )
+            await asyncio.sleep(0.002)
+            later = await store.update_task(terminal, status_message="archived")
+            assert (later.status, later.statusMessage) == (terminal, "archived")
+            assert later.lastUpdatedAt > done.lastUpdatedAt and later.createdAt == t.createdAt
+            # with the same terminal status too (no transition)
+            again = await store.update_task(
+                terminal,
+                status=terminal,  # type: ignore[arg-type]
+                status_message="again",
+            )
+            assert (again.status, again.statusMessage) == (terminal, "again")
+            assert await store.get_task(terminal) == again
+            with pytest.raises(ValueError, match=r"\ACannot transition from terminal status"):
+                await store.update_task(terminal, status="working", status_message="no")
+            got = await store.get_task(terminal)
+            assert got is not None and got.statusMessage == "again"
+
+    run(new_store(), body)
+
+
+def test_cleanup_and_get_all_tasks_helpers(new_store: Callable[..., TaskStore]) -> None:
+    """The in-memory store's synchronous helpers, which the SDK's tests call."""
+
+    async def body(store: TaskStore) -> None:
+        assert isinstance(store, InMemoryTaskStore | TaskstoreTaskStore)
+        a = await store.create_task(TaskMetadata(ttl=60_000))
+        b = await store.create_task(TaskMetadata(ttl=60_000))
+        assert {t.taskId for t in store.get_all_tasks()} == {a.taskId, b.taskId}
+        store.cleanup()  # synchronous, inside the loop
+        # the store is still usable afterwards
+        c = await store.create_task(TaskMetadata(ttl=60_000))
+        assert await store.get_task(c.taskId) == c
+
+    run(new_store(), body)
+
+
 def test_list_tasks_pages(new_store: Callable[..., TaskStore]) -> None:
     async def body(store: TaskStore) -> None:
         assert await store.list_tasks() == ([], None)
@@ -416,28 +483,56 @@ def test_list_order_is_newest_first(server: Any) -> None:
     ts_run(server.url, body)
 
 
-def test_terminal_tasks_do_not_change(server: Any) -> None:
+def test_terminal_ttl_counts_from_creation(server: Any) -> None:
     async def body(store: TaskstoreTaskStore) -> None:
         t = await store.create_task(TaskMetadata(ttl=60_000), task_id="t")
         done = await store.update_task("t", status="completed", status_message="done")
-        with pytest.raises(ValueError, match=r"terminal status 'completed' does not change"):
-            await store.update_task("t", status_message="after")
-        with pytest.raises(ValueError, match=r"terminal status 'completed' does not change"):
-            await store.update_task("t", status="completed", status_message="after")
-        assert (await store.get_task("t")) is not None
-        # and the ttl still counts from creation (the SDK's in-memory store restarts it)
+        # the ttl still counts from creation (the SDK's in-memory store restarts it)
         assert done.ttl == t.ttl == 60_000 and done.createdAt == t.createdAt
 
     ts_run(server.url, body)
 
 
-def test_get_result_waits_for_a_terminal_status(server: Any) -> None:
+def test_terminal_message_races_a_status_change(server: Any) -> None:
+    """The task became terminal between the adapter's TASK.GET and its TASK.UPDATE: leaving
+    that status is the SDK's ValueError; taking the same status is a message update."""
+
+    async def body(store: TaskstoreTaskStore) -> None:
+        await store.create_task(TaskMetadata(ttl=60_000), task_id="r")
+        real_get = store._get
+        calls = 0
+
+        async def stale_get(task_id: str) -> Any:
+            nonlocal calls
+            calls += 1
+            current = await real_get(task_id)
+            if calls == 1:  # the first read: still working, then another process finishes it
+                with TaskClient(server.url) as other:
+                    other.complete(task_id, "completed", {}, message="by another process")
+            return current
+
+        store._get = stale_get  # type: ignore[method-assign]
+        with pytest.raises(ValueError, match=r"\ACannot transition from terminal status"):
+            await store.update_task("r", status="input_required", status_message="x")
+        calls = 0
+        await store.create_task(TaskMetadata(ttl=60_000), task_id="s")
+        got = await store.update_task("s", status="completed", status_message="mine")
+        assert (got.status, got.statusMessage) == ("completed", "mine")
+        assert calls == 2  # read again after the server's INVALIDTRANSITION
+
+    ts_run(server.url, body)
+
+
+def test_get_result_reads_with_any(server: Any) -> None:
+    """get_result is TASK.RESULT … ANY: a result stored by another client shows at once."""
+
     async def body(store: TaskstoreTaskStore) -> None:
         await store.create_task(TaskMetadata(ttl=60_000), task_id="t")
-        await store.store_result("t", Result())
-        assert await store.get_result("t") is None  # stored, but the task is still working
-        await store.update_task("t", status="completed")
-        assert await store.get_result("t") == Result()
+        with TaskClient(server.url) as c:
+            c.set_result("t", {"content": []})
+            with pytest.raises(NotReady):
+                c.result("t")  # taskstore's own TASK.RESULT still waits for a terminal status
+        assert await store.get_result("t") == Result.model_validate({"content": []})
 
     ts_run(server.url, body)
 
@@ -608,7 +703,8 @@ def test_limit_is_not_a_value_error(make_server: Callable[..., Any]) -> None:
 def test_constructor(server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TASKSTORE_URL", raising=False)
     store = TaskstoreTaskStore()
-    kwargs = store.client.redis.connection_pool.connection_kwargs
+    assert store.url == "redis://127.0.0.1:6379"
+    kwargs = store.connection_kwargs()
     assert (kwargs["host"], kwargs["port"]) == ("127.0.0.1", 6379)
     assert (store.page_size, store.poll_interval_ms, store.owner) == (10, 500, None)
     assert isinstance(store, TaskStore)
@@ -621,9 +717,143 @@ def test_constructor(server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
             assert t.pollInterval == 5000  # the server's default_poll_interval_ms
         with pytest.raises(ValueError):
             TaskstoreTaskStore(page_size=0)
-        with pytest.raises(TypeError):
-            TaskstoreTaskStore(server.url, client=store.client)
+        async with AsyncTaskClient(server.url) as shared:
+            with pytest.raises(TypeError):
+                TaskstoreTaskStore(server.url, client=shared)
+            s = TaskstoreTaskStore(client=shared, wait_chunk_ms=10**9)
+            assert s.url is None and s.connection_kwargs()["port"] == server.port
+            assert (await s.get_task("p")) is not None
+            await s.aclose()  # not its client to close
+            assert await shared.get("p")
+            with pytest.raises(TypeError, match="needs a store made with a URL"):
+                s.get_all_tasks()
 
     asyncio.run(body())
     with TaskClient(server.url) as c:
         assert c.get("p").task_id == "p"
+
+
+# == stores that are never closed (the SDK makes its own and drops them) ==========================
+
+UNCLOSED = textwrap.dedent(
+    """
+    import asyncio, gc, sys, threading, time
+    import redis, uvloop
+    from mcp.types import TaskMetadata
+    from taskstore.mcp import TaskstoreTaskStore
+
+    URL = sys.argv[1]
+    admin = redis.Redis.from_url(URL, single_connection_client=True)
+    admin_lock = threading.Lock()
+
+    def clients(field="connected_clients"):
+        with admin_lock:
+            return int(admin.info("clients")[field])
+
+    def others():
+        return clients() - 1  # all but admin
+
+    def settle(n=0):
+        deadline = time.monotonic() + 10
+        while others() != n:
+            assert time.monotonic() < deadline, f"{others()} connections, expected {n}"
+            time.sleep(0.002)
+
+    async def asettle(n=0):
+        deadline = time.monotonic() + 10
+        while others() != n:
+            assert time.monotonic() < deadline, f"{others()} connections, expected {n}"
+            await asyncio.sleep(0.002)
+
+    async def use(store):
+        task = await store.create_task(TaskMetadata(ttl=60_000))
+        assert (await store.get_task(task.taskId)).taskId == task.taskId
+        await store.store_result(task.taskId, __import__("mcp").types.Result())
+        await store.update_task(task.taskId, status="completed", status_message="done")
+        return task.taskId
+
+    # a store that outlives its loop: the loop's shutdown closes its connections, and the
+    # next loop gets connections of its own
+    kept = TaskstoreTaskStore(URL)
+    asyncio.run(use(kept))
+    settle()
+    asyncio.run(use(kept))
+    uvloop.run(use(kept))
+    settle()
+
+    # dropped while its loop runs: closed on that loop, soon
+    async def dropped():
+        store = TaskstoreTaskStore(URL)
+        await use(store)
+        assert others() == 1
+        del store
+        gc.collect()
+        await asettle()
+    asyncio.run(dropped())
+
+    # cleanup(), synchronous, inside the loop; then the store reconnects
+    async def cleaned():
+        store = TaskstoreTaskStore(URL)
+        await use(store)
+        store.cleanup()
+        await asettle()
+        await use(store)
+        store.close()
+        await asettle()
+        store.close()  # twice is fine
+    asyncio.run(cleaned())
+
+    # a wait in flight when the loop ends (the runner cancels it), never closed
+    async def waiting():
+        store = TaskstoreTaskStore(URL)
+        tid = await use(store)
+        other = await store.create_task(TaskMetadata(ttl=60_000))
+        asyncio.get_running_loop().create_task(store.wait_for_update(other.taskId))
+        while clients("blocked_clients") != 1:
+            await asyncio.sleep(0.002)
+    asyncio.run(waiting())
+    settle()
+
+    # one store, two loops in two threads at once; close() from a third thread
+    shared = TaskstoreTaskStore(URL)
+    ready = threading.Barrier(3)
+    def thread_main():
+        async def go():
+            await use(shared)
+            ready.wait()  # both loops hold connections now
+            ready.wait()  # close() was called from the main thread
+            await asettle()
+        asyncio.run(go())
+    threads = [threading.Thread(target=thread_main) for _ in range(2)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    assert others() == 2
+    shared.close()
+    ready.wait()
+    for t in threads:
+        t.join()
+    settle()
+
+    # closed after its loop is gone, and never used again
+    late = TaskstoreTaskStore(URL)
+    asyncio.run(use(late))
+    late.close()
+    settle()
+    admin.close()
+    print("ok")
+    """
+)
+
+
+def test_unclosed_stores_leak_nothing(server: Any) -> None:
+    """Every way a store can be left unclosed, under ``-W error``: no ResourceWarning, no
+    "Exception ignored", and the server sees every connection closed."""
+    proc = subprocess.run(
+        [PYTHON, "-W", "error", "-c", UNCLOSED, server.url],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+    )
+    assert (proc.returncode, proc.stderr, proc.stdout) == (0, "", "ok\n")
