@@ -163,11 +163,43 @@ async def _close_at_loop_end(client: AsyncTaskClient) -> AsyncGenerator[None, No
     ``anyio.run`` / ``uvloop.run`` (the store outlived its loop); the loop's finalizer when
     the generator is garbage-collected (the store was dropped); or the store's own
     :meth:`~TaskstoreTaskStore.close` / :meth:`~TaskstoreTaskStore.aclose`.
+
+    Until then the client is also held in ``_open_clients``: a store that the garbage
+    collector frees as part of a reference cycle would otherwise take its connections with it
+    in the same collection, whose ``__del__`` warns of (and drops) open sockets before the
+    guard's scheduled close could run.
     """
+    _open_clients.add(client)
     try:
         yield
     finally:
-        await client.aclose()
+        try:
+            await _disconnect_now(client)
+        finally:
+            _open_clients.discard(client)
+
+
+#: Clients whose guard has not closed them yet (see :func:`_close_at_loop_end`).
+_open_clients: set[AsyncTaskClient] = set()
+
+
+async def _disconnect_now(client: AsyncTaskClient) -> None:
+    """Close every connection of ``client`` before the first suspension point.
+
+    redis-py's own ``aclose()`` disconnects through ``asyncio.gather``: child tasks that only
+    start at a later loop iteration. At a loop's shutdown the runner cancels every task, and a
+    child cancelled before it starts never closes its socket. Here each connection is closed
+    in turn with ``disconnect(nowait=True)``, which does not suspend, so a cancellation cannot
+    come in between; redis-py's ``aclose()`` then only finds closed connections.
+    """
+    pool = client.redis.connection_pool
+    connections = [
+        *getattr(pool, "_available_connections", ()),
+        *getattr(pool, "_in_use_connections", ()),
+    ]
+    for conn in connections:
+        await conn.disconnect(nowait=True)
+    await client.aclose()
 
 
 class TaskstoreTaskStore(TaskStore):
@@ -229,9 +261,21 @@ class TaskstoreTaskStore(TaskStore):
         assert self.url is not None
         return dict(AsyncConnectionPool.from_url(self.url).connection_kwargs)
 
+    def socket_timeout(self) -> float | None:
+        """The read timeout of the store's connections in seconds: the URL's
+        ``socket_timeout``, else redis-py's default (5 s since redis-py 8, none before)."""
+        if self._shared is not None:
+            pool = self._shared.redis.connection_pool
+        else:
+            assert self.url is not None
+            pool = AsyncConnectionPool.from_url(self.url)
+        # a connection object that never connects: its settings with redis-py's defaults
+        timeout: float | None = pool.connection_class(**pool.connection_kwargs).socket_timeout
+        return timeout
+
     def _fit_chunk(self, chunk_ms: int) -> int:
-        """Keep each TASK.WAIT shorter than a socket timeout configured in the URL."""
-        timeout = self.connection_kwargs().get("socket_timeout")
+        """Keep each TASK.WAIT at most half the connections' read timeout."""
+        timeout = self.socket_timeout()
         if isinstance(timeout, int | float) and timeout > 0:
             chunk_ms = min(chunk_ms, max(1, int(timeout * 500)))
         return chunk_ms
@@ -482,10 +526,17 @@ class TaskstoreTaskStore(TaskStore):
     async def wait_for_update(self, task_id: str) -> None:
         """Return once the task's status differs from what it is now: a change by any process
         (TASK.WAIT … STATUS), a :meth:`notify_update` in this process, or the task's deletion or
-        eviction. ValueError for an unknown task."""
+        eviction. At once for a terminal task, whose status never changes again. ValueError for
+        an unknown task.
+
+        (The SDK's tasks/result handler reads the task, then waits: a task that became terminal
+        in between, in a round trip to taskstore, must not leave it waiting for ever.)
+        """
         current = await self._get(task_id)
         if current is None:
             raise self._not_found(task_id)
+        if current.is_terminal:
+            return
         event = asyncio.Event()
         self._local_waiters.setdefault(task_id, set()).add(event)
         remote = asyncio.ensure_future(self._wait_status_change(task_id, current))

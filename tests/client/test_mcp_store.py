@@ -37,7 +37,7 @@ from mcp.types import (
 from taskstore.client import AsyncTaskClient, LimitExceeded, NotReady, PermissionDenied, TaskClient
 from taskstore.mcp import RESULT_TYPE_KEY, TaskstoreTaskStore, decode_result, encode_result
 
-from .conftest import PYTHON, USERS, child_env, until_blocked, user_url
+from .conftest import PYTHON, USERS, blocked_clients, child_env, until_blocked, user_url
 
 Body = Callable[[TaskStore], Awaitable[None]]
 UUID4 = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z")
@@ -624,6 +624,33 @@ def test_wait_chunks_follow_the_socket_timeout(server: Any) -> None:
     ts_run(server.url + "?socket_timeout=1", body)
 
 
+def test_wait_chunks_follow_redis_py_default_socket_timeout(server: Any) -> None:
+    """redis-py 8 reads with a 5 s timeout unless the URL says otherwise: a TASK.WAIT of
+    30 s would fail with a TimeoutError after 5 s, so each wait is re-sent within half that."""
+    store = TaskstoreTaskStore(server.url)
+    timeout = store.socket_timeout()
+    if timeout is None:  # redis-py before 8: no read timeout, whole 30 s chunks
+        assert store.wait_chunk_ms == 30_000
+    else:
+        assert store.wait_chunk_ms == min(30_000, int(timeout * 500))
+    assert TaskstoreTaskStore(server.url + "?socket_timeout=60").wait_chunk_ms == 30_000
+
+
+def test_wait_for_update_on_a_terminal_task_returns_at_once(server: Any) -> None:
+    """A terminal status never changes again: waiting would be for ever (the in-memory store
+    does wait). The SDK's tasks/result handler reads the task, then waits; a task completed in
+    between must not leave it waiting."""
+
+    async def body(store: TaskstoreTaskStore) -> None:
+        for status in ("completed", "failed", "cancelled"):
+            await store.create_task(TaskMetadata(ttl=60_000), task_id=status)
+            await store.update_task(status, status=status)  # type: ignore[arg-type]
+            await asyncio.wait_for(store.wait_for_update(status), 5)
+        assert blocked_clients(server.url) == 0
+
+    ts_run(server.url, body)
+
+
 def test_task_variables_and_result_marker(server: Any) -> None:
     async def body(store: TaskstoreTaskStore) -> None:
         await store.create_task(TaskMetadata(ttl=60_000), task_id="v")
@@ -738,7 +765,11 @@ def test_constructor(server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
 UNCLOSED = textwrap.dedent(
     """
     import asyncio, gc, sys, threading, time
-    import redis, uvloop
+    import redis
+    try:
+        import uvloop
+    except ImportError:  # the uvloop extra is not installed
+        uvloop = None
     from mcp.types import TaskMetadata
     from taskstore.mcp import TaskstoreTaskStore
 
@@ -778,7 +809,8 @@ UNCLOSED = textwrap.dedent(
     asyncio.run(use(kept))
     settle()
     asyncio.run(use(kept))
-    uvloop.run(use(kept))
+    if uvloop is not None:
+        uvloop.run(use(kept))
     settle()
 
     # dropped while its loop runs: closed on that loop, soon
