@@ -184,22 +184,23 @@ _open_clients: set[AsyncTaskClient] = set()
 
 
 async def _disconnect_now(client: AsyncTaskClient) -> None:
-    """Close every connection of ``client`` before the first suspension point.
+    """Close every connection of ``client`` without ever suspending.
 
     redis-py's own ``aclose()`` disconnects through ``asyncio.gather``: child tasks that only
-    start at a later loop iteration. At a loop's shutdown the runner cancels every task, and a
-    child cancelled before it starts never closes its socket. Here each connection is closed
-    in turn with ``disconnect(nowait=True)``, which does not suspend, so a cancellation cannot
-    come in between; redis-py's ``aclose()`` then only finds closed connections.
+    start at a later loop iteration. At a loop's shutdown the runner cancels every task and
+    closes the loop, and a child cancelled before it starts never closes its socket. Here each
+    connection is closed in turn with ``disconnect(nowait=True)``, which does not suspend: the
+    whole close happens in the step that starts it, so nothing can come in between (and a
+    second close of the guard, by ``shutdown_asyncgens()``, finds it finished).
     """
     pool = client.redis.connection_pool
-    connections = [
-        *getattr(pool, "_available_connections", ()),
-        *getattr(pool, "_in_use_connections", ()),
-    ]
-    for conn in connections:
+    idle = getattr(pool, "_available_connections", None)
+    used = getattr(pool, "_in_use_connections", None)
+    if idle is None or used is None:  # pragma: no cover - a redis-py without these
+        await client.aclose()
+        return
+    for conn in [*idle, *used]:
         await conn.disconnect(nowait=True)
-    await client.aclose()
 
 
 class TaskstoreTaskStore(TaskStore):

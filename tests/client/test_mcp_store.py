@@ -835,6 +835,16 @@ UNCLOSED = textwrap.dedent(
         store.close()  # twice is fine
     asyncio.run(cleaned())
 
+    # close() as the last thing the loop runs: its guard is closed at the loop's shutdown,
+    # by the scheduled close and by shutdown_asyncgens() at once
+    async def closed_last():
+        store = TaskstoreTaskStore(URL)
+        await store.create_task(TaskMetadata(ttl=60_000))
+        store.close()
+    for _ in range(3):
+        asyncio.run(closed_last())
+    settle()
+
     # a wait in flight when the loop ends (the runner cancels it), never closed
     async def waiting():
         store = TaskstoreTaskStore(URL)
@@ -872,6 +882,12 @@ UNCLOSED = textwrap.dedent(
     asyncio.run(use(late))
     late.close()
     settle()
+    # every guard ran to its end: nothing of these stores stays behind
+    import taskstore.mcp as adapter
+    gc.collect()
+    assert not adapter._open_clients and not adapter._closing, (
+        adapter._open_clients, adapter._closing
+    )
     admin.close()
     print("ok")
     """

@@ -120,7 +120,7 @@ class AsyncTaskClient:
         owner: str | None = None,
     ) -> Task:
         """TASK.UPDATE: a new status (its message becomes ``message``, or none), or only a new
-        message for a non-terminal task."""
+        message (terminal tasks too: a message change is not a transition)."""
         args = cmd.update_args(task_id, status, message, self._owner(owner))
         return await self._call(args, cmd.parse_task)
 
