@@ -39,6 +39,7 @@ from harness.workloads import (  # noqa: E402
     Ctx,
     make_params,
     run_expiry,
+    run_live_load,
     run_list_scaling,
     run_memory,
     run_startup,
@@ -176,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         "throughput": [],
         "memory": {},
         "expiry": {},
+        "live_load": {},
         "list_scaling": {},
         "startup": {},
         "notes": [],
@@ -200,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
                             results["memory"][server] = run_memory(ctx, server)
                         elif workload == "expiry":
                             results["expiry"][server] = run_expiry(ctx, server)
+                        elif workload == "live-load":
+                            results["live_load"][server] = run_live_load(ctx, server)
                         elif workload == "list-scaling":
                             results["list_scaling"][server] = run_list_scaling(ctx, server)
                         elif workload == "startup":

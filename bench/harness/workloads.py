@@ -8,6 +8,7 @@ list-scaling, startup) use their own clients. See bench/README.md for what each 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -27,7 +28,7 @@ from harness.resp import Client, ReplyError, count_errors, encode
 from harness.servers import BENCH_DIR, ServerProc, free_port, is_taskstore, spawn, terminate
 
 THROUGHPUT_WORKLOADS = ("ping", "task.get", "task.create", "task.update", "task.list")
-OTHER_WORKLOADS = ("memory", "expiry", "list-scaling", "startup")
+OTHER_WORKLOADS = ("memory", "expiry", "live-load", "list-scaling", "startup")
 WORKLOADS = THROUGHPUT_WORKLOADS + OTHER_WORKLOADS
 
 #: below this many clock ticks the /proc/<pid>/stat figure is too coarse (±1 tick is >10 %)
@@ -46,9 +47,12 @@ class Params:
     list_sizes: tuple[int, int]
     list_scaling_n: int
     expiry_timeout_s: float
+    live_n: int  # live items during the live-load window
+    live_window_s: float
     pipelines: tuple[int, ...] = (1, 16)
     clients: int = 50
     expiry_ttl_ms: int = 2000
+    live_rate: int = 5000  # creates (and as many reads and expiries) per second in live-load
     startup_repeats: int = 5
     inprocess_repeats: int = 20
 
@@ -68,6 +72,8 @@ def make_params(quick: bool) -> Params:
             list_sizes=(100, 5_000),
             list_scaling_n=2000,
             expiry_timeout_s=30.0,
+            live_n=20_000,
+            live_window_s=5.0,
         )
     return Params(
         quick=False,
@@ -85,6 +91,8 @@ def make_params(quick: bool) -> Params:
         list_sizes=(100, 100_000),
         list_scaling_n=50_000,
         expiry_timeout_s=90.0,
+        live_n=1_000_000,
+        live_window_s=20.0,
     )
 
 
@@ -585,6 +593,140 @@ def run_expiry(ctx: Ctx, server: str) -> dict[str, Any]:
         f"  expiry {server}: {n:,} items, evicted in "
         f"{fmt(result['seconds_to_zero_from_last_expiry'])} s, probe p99 "
         f"{fmt(result['probe_p99_ms'])} ms, max {fmt(result['probe_max_ms'])} ms "
+        f"({len(lat_ms)} probes)"
+    )
+    return result
+
+
+# -- live-load ---------------------------------------------------------------------------------
+
+
+def run_live_load(ctx: Ctx, server: str) -> dict[str, Any]:
+    """A PING probe every ms while the server holds ``live_n`` items under churn.
+
+    Loads ``live_n`` items (1 h TTL) of which the last ``live_rate * live_window_s`` are given
+    TTLs that make them expire evenly across the measuring window; during the window a second
+    connection creates ``live_rate`` items/s and reads as many back (TASK.CREATE + TASK.GET,
+    or HSET + PEXPIRE + HGETALL), in pipelined batches every 10 ms. So the live population stays
+    at ``live_n`` while items are created, read and expire, and the probe sees every pause of
+    the server's event loop: garbage collection of a heap with a million records above all
+    (docs/memory.md).
+    """
+    p = ctx.params
+    n = min(p.live_n, p.fakeredis_keys) if server == "fakeredis" else p.live_n
+    churn = min(p.live_rate * p.live_window_s, n // 2)
+    extra = ("--expired-retention-ms", "0") if is_taskstore(server) else ()
+    with ServerProc(server, ctx.log_dir, extra) as srv, srv.client() as c:
+        t0 = time.perf_counter()
+        errors, first = load_items(srv, c, int(n - churn), lambda: 3_600_000)
+        rate = (n - churn) / max(time.perf_counter() - t0, 1e-6)
+        window_start = time.time() + churn / rate * 1.7 + 1.0
+        expiring = {"done": 0}
+
+        def ttl_for_batch() -> int:
+            at = window_start + expiring["done"] / p.live_rate
+            expiring["done"] += BATCH
+            return max(1, round((at - time.time()) * 1000))
+
+        e, f = load_items(srv, c, int(churn), ttl_for_batch, first_key=10**12)
+        errors, first = errors + e, first or f
+        load_s = time.perf_counter() - t0
+        loaded = srv.dbsize() or 0
+        time.sleep(max(0.0, window_start - time.time()))
+
+        stop = threading.Event()
+        churned = {"created": 0, "read": 0, "errors": 0}
+
+        def churn_loop() -> None:
+            step = max(1, p.live_rate // 100)  # every 10 ms
+            key = 2 * 10**12
+            recent: list[bytes] = []
+            with srv.client(timeout=60.0) as lc:
+                next_t = time.perf_counter()
+                while not stop.is_set():
+                    if srv.taskstore:
+                        payload = encode("TASK.CREATE", "tools/call") * step
+                        payload += b"".join(encode("TASK.GET", i) for i in recent[-step:])
+                        replies = lc.pipeline(payload, step + len(recent[-step:]))
+                        for r in replies[:step]:
+                            if isinstance(r, bytes):
+                                recent.append(json.loads(r)["taskId"].encode())
+                    else:
+                        payload = _hash_batch(key, step, 3_600_000)
+                        payload += b"".join(
+                            encode("HGETALL", b"task:%d" % k) for k in range(key - step, key)
+                        )
+                        replies = lc.pipeline(payload, 3 * step)
+                        key += step
+                    churned["created"] += step
+                    churned["read"] += min(step, len(recent)) if srv.taskstore else step
+                    churned["errors"] += count_errors(replies)[0]
+                    del recent[:-step]
+                    next_t += 0.01
+                    delay = next_t - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                    else:
+                        next_t = time.perf_counter()
+
+        loader = threading.Thread(target=churn_loop, daemon=True)
+        lat: list[float] = []
+        probe = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        probe.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        cpu0 = srv.cpu_ticks()
+        loader.start()
+        try:
+            deadline = time.perf_counter() + p.live_window_s
+            next_t = time.perf_counter()
+            while time.perf_counter() < deadline:
+                t = time.perf_counter()
+                probe.sendall(PING)
+                buf = b""
+                while not buf.endswith(b"\r\n"):
+                    chunk = probe.recv(64)
+                    if not chunk:
+                        raise ConnectionError("server closed the probe connection")
+                    buf += chunk
+                lat.append(time.perf_counter() - t)
+                if buf != b"+PONG\r\n":
+                    errors += 1
+                    first = first or buf.decode(errors="replace").strip()
+                next_t += 0.001
+                delay = next_t - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                else:
+                    next_t = time.perf_counter()
+        finally:
+            probe.close()
+            stop.set()
+            loader.join(timeout=60)
+        cpu = (srv.cpu_ticks() - cpu0) / os.sysconf("SC_CLK_TCK")
+        dbsize_end = srv.dbsize()
+        alive = srv.alive()
+    lat_ms = sorted(x * 1000 for x in lat)
+    result = {
+        "n": n,
+        "loaded": loaded,
+        "dbsize_end": dbsize_end,
+        "load_seconds": load_s,
+        "window_s": p.live_window_s,
+        "created": churned["created"],
+        "read": churned["read"],
+        "expiring": int(churn),
+        "server_cpu_s": cpu,
+        "probes": len(lat_ms),
+        "probe_p50_ms": pct(lat_ms, 50),
+        "probe_p99_ms": pct(lat_ms, 99),
+        "probe_p999_ms": pct(lat_ms, 99.9),
+        "probe_max_ms": lat_ms[-1] if lat_ms else None,
+        "errors": errors + churned["errors"] + (0 if alive else 1),
+        "error_message": first if alive else f"server died: {first}",
+    }
+    ctx.log(
+        f"  live-load {server}: {loaded:,} live, {churned['created']:,} created / "
+        f"{churned['read']:,} read / {int(churn):,} expiring in {p.live_window_s:.0f} s; probe "
+        f"p99 {fmt(result['probe_p99_ms'])} ms, max {fmt(result['probe_max_ms'])} ms "
         f"({len(lat_ms)} probes)"
     )
     return result

@@ -70,6 +70,8 @@ class Server:
         self._stopped = asyncio.Event()
         cfg = self.config
         cfg.check_protected_mode()
+        if self.manage_gc:
+            self._freeze_gc()  # startup's objects (~40,000): a 7 ms collection, not under load
         port = cfg.port
         try:
             for host in cfg.bind.split():
@@ -204,16 +206,19 @@ class Server:
 
     @staticmethod
     def _freeze_gc() -> None:
-        """Move every object that survived so far out of the collector's reach.
+        """Collect what was allocated since the last tick, then freeze what survived.
 
         With a million tasks, each full (generation 2) collection walks every record: pauses
-        of 100-300 ms measured here, which stall every client. Task records hold no reference
-        cycles and are freed by reference counting, so they need no cyclic collection; freezing
-        what exists every tick keeps the collector's work to what was allocated since. The
-        price is that a reference cycle already old when it becomes garbage is never reclaimed;
-        tests/server/test_fuzz.py checks that its mixed workload, with the freeze on, leaves
-        none (the server process returns to its memory baseline).
+        of 100-300 ms measured here, which stall every client. Frozen objects are never
+        visited again, so the collector's work stays proportional to what was allocated
+        since the last tick (docs/memory.md has the numbers). The collection first reclaims
+        cycles that became garbage since then; what it cannot do is reclaim a cycle that was
+        frozen alive and dies later. So nothing long-lived in the server may die as a cycle:
+        connections release their transports at close (connection.py ``_release``), and
+        tests/server/test_memory.py checks every way a connection ends, with the cyclic
+        collector off, for garbage it would have had to collect.
         """
+        gc.collect()
         gc.freeze()
 
     async def _idle_loop(self) -> None:

@@ -44,6 +44,7 @@ class Connection(asyncio.Protocol):
         "authenticated",
         "blocked",
         "channels",
+        "close_timer",
         "closing",
         "created",
         "db",
@@ -91,6 +92,9 @@ class Connection(asyncio.Protocol):
         self.multi: list[tuple[Command, list[bytes]]] | None = None
         self.multi_dirty = False
         self.closing = False
+        # the deadline of a server-side close (close_after_reply), cancelled once the
+        # client hangs up so that nothing holds the closed transport
+        self.close_timer: asyncio.TimerHandle | None = None
         self.paused = False
         self.in_exec = False  # running EXEC's queue: blocking commands must not wait
         self.blocked: Waiter | None = None
@@ -204,6 +208,12 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self.forget()
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+            self.close_timer = None
+        transport, self.transport = self.transport, None
+        if transport is not None:
+            _release(transport)
 
     def forget(self) -> None:
         """Leave nothing behind in the server: waits, subscriptions, the client list."""
@@ -374,7 +384,7 @@ class Connection(asyncio.Protocol):
             return
         transport.write_eof()
         transport.resume_reading()
-        asyncio.get_running_loop().call_later(1.0, transport.close)
+        self.close_timer = asyncio.get_running_loop().call_later(1.0, transport.close)
 
     def block(self, owner: str, task_id: str, kind: str, status: Any, timeout_ms: int) -> Any:
         """Park this client until the task changes (see blocking.py); returns BLOCKED."""
@@ -470,6 +480,20 @@ class Connection(asyncio.Protocol):
             f"user={self.user} redir=-1 resp={3 if self.resp3 else 2} "
             f"lib-name={self.lib_name} lib-ver={self.lib_ver}"
         )
+
+
+def _release(transport: asyncio.BaseTransport) -> None:
+    """Break the reference cycle of a closed asyncio selector transport.
+
+    CPython's ``_SelectorSocketTransport`` keeps a bound method of itself (``_read_ready_cb``),
+    so a closed transport is freed only by the cyclic collector, and never once the CLI's
+    ``gc.freeze()`` has moved it out of the collector's reach (docs/memory.md). The reader is
+    already removed when ``connection_lost`` runs, so the callback is never used again.
+    uvloop's transports hold no such cycle (no ``__dict__``).
+    """
+    state = getattr(transport, "__dict__", None)
+    if state is not None and "_read_ready_cb" in state:
+        state["_read_ready_cb"] = None
 
 
 def _format_addr(addr: Any) -> str:

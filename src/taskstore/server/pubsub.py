@@ -91,22 +91,30 @@ class Hub:
     # -- delivery -------------------------------------------------------------
 
     def publish(self, channel: bytes, message: bytes, *, task_channel: bool = False) -> int:
-        """Deliver to channel and pattern subscribers; returns how many received it."""
+        """Deliver to channel and pattern subscribers; returns how many received it.
+
+        Each frame is encoded once per protocol version, not once per subscriber.
+        """
         receivers = 0
-        for conn in list(self.channels.get(channel, ())):
-            # rights are checked again on delivery: AUTH or CONFIG SET may have taken them away
-            if task_channel and not may_read_task_channel(conn, channel):
-                continue
-            self._send(conn, Push([b"message", channel, message]))
-            receivers += 1
+        subs = self.channels.get(channel)
+        if subs:
+            frames = _Frames(Push([b"message", channel, message]))
+            for conn in list(subs):
+                # rights are checked again on delivery: AUTH or CONFIG SET may have taken
+                # them away
+                if task_channel and not may_read_task_channel(conn, channel):
+                    continue
+                self._send(conn, frames.get(conn.resp3))
+                receivers += 1
         if self.patterns:
-            for pattern, subs in list(self.patterns.items()):
+            for pattern, psubs in list(self.patterns.items()):
                 if not glob_match(pattern, channel):
                     continue
-                for conn in list(subs):
+                frames = _Frames(Push([b"pmessage", pattern, channel, message]))
+                for conn in list(psubs):
                     if task_channel and not may_read_task_channel(conn, channel):
                         continue
-                    self._send(conn, Push([b"pmessage", pattern, channel, message]))
+                    self._send(conn, frames.get(conn.resp3))
                     receivers += 1
         return receivers
 
@@ -117,10 +125,9 @@ class Hub:
         channel = TASK_CHANNEL_PREFIX + owner.encode("utf-8", "surrogateescape")
         self.publish(channel, record.wire_json(), task_channel=True)
 
-    def _send(self, conn: Connection, message: Push) -> None:
+    def _send(self, conn: Connection, data: bytes) -> None:
         if conn.closing:
             return
-        data = encode(message, conn.resp3)
         if conn.out is not None:
             # the subscriber is running commands right now (it may have published this
             # itself): keep the message in order with the replies it is building
@@ -138,3 +145,23 @@ class Hub:
             )
             conn.closing = True
             transport.abort()  # a subscriber that does not read loses its backlog
+
+
+class _Frames:
+    """One message's wire bytes, encoded on first use for each protocol version."""
+
+    __slots__ = ("message", "resp2", "resp3")
+
+    def __init__(self, message: Push) -> None:
+        self.message = message
+        self.resp2: bytes | None = None
+        self.resp3: bytes | None = None
+
+    def get(self, resp3: bool) -> bytes:
+        if resp3:
+            if self.resp3 is None:
+                self.resp3 = encode(self.message, True)
+            return self.resp3
+        if self.resp2 is None:
+            self.resp2 = encode(self.message, False)
+        return self.resp2
