@@ -1,4 +1,5 @@
-"""Blocking waits (TASK.RESULT … BLOCK, TASK.WAIT): clients parked on a task until it changes.
+"""Blocking waits (TASK.RESULT … BLOCK, TASK.WAIT, TASK.ANSWERS … BLOCK): clients parked on a
+task until it changes.
 
 A waiter is keyed by (owner, task id). The store calls ``Waiters.on_change`` synchronously
 after every change; the reply is computed there, from the state right after that change, and
@@ -12,7 +13,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from taskstore.protocol import ErrorReply
-from taskstore.store import TaskError, TaskNotFound, TaskRecord, TaskStatus
+from taskstore.store import TaskError, TaskNotFound, TaskRecord, TaskStatus, answers_json
 
 if TYPE_CHECKING:
     from taskstore.server.connection import Connection
@@ -23,6 +24,22 @@ _GONE = frozenset({"deleted", "evicted"})
 
 #: The waiter kind of ``TASK.RESULT … BLOCK … ANY``; plain ``BLOCK`` is ``"result"``.
 RESULT_ANY = "result-any"
+#: The waiter kind of ``TASK.ANSWERS … BLOCK``.
+ANSWERS = "answers"
+
+
+def answers_reply(record: TaskRecord) -> Any:
+    """What TASK.ANSWERS BLOCK answers for this state, or None to keep waiting: every answer
+    once no request is outstanding, the task is terminal, or cancellation was requested."""
+    interaction = record.interaction
+    if (
+        record.status.is_terminal
+        or interaction is None
+        or not interaction.requests
+        or interaction.cancel_requested_at_ms is not None
+    ):
+        return answers_json(interaction)
+    return None
 
 
 def result_reply(record: TaskRecord, store: TaskStore, any_status: bool = False) -> Any:
@@ -33,12 +50,13 @@ def result_reply(record: TaskRecord, store: TaskStore, any_status: bool = False)
     be attached after the status (TASK.UPDATE <id> completed, then TASK.SETRESULT). With
     ``any_status`` (the ANY option) a stored result answers whatever the status.
     """
-    if any_status and record.result is not None:
-        return record.result
+    result = record.result_json()
+    if any_status and result is not None:
+        return result
     status = record.status
     if not status.is_terminal:
         return None
-    if record.result is None and status is not TaskStatus.CANCELLED:
+    if result is None and status is not TaskStatus.CANCELLED:
         return None
     try:
         return store.get_result(record.owner, record.task_id)
@@ -56,7 +74,8 @@ class Waiter:
     ) -> None:
         self.conn = conn
         self.key = (owner, task_id)
-        # "result" (TASK.RESULT BLOCK), RESULT_ANY (… BLOCK … ANY) or "wait" (TASK.WAIT)
+        # "result" (TASK.RESULT BLOCK), RESULT_ANY (… BLOCK … ANY), "wait" (TASK.WAIT) or
+        # ANSWERS (TASK.ANSWERS BLOCK)
         self.kind = kind
         self.status = status  # TASK.WAIT STATUS <s>: wake once the status differs
         self.timer: asyncio.TimerHandle | None = None
@@ -70,9 +89,11 @@ class Waiter:
             return result_reply(record, store)
         if self.kind == RESULT_ANY:
             return result_reply(record, store, True)
+        if self.kind == ANSWERS:
+            return answers_reply(record)
         if self.status is not None and record.status == self.status:
             return None
-        return record.wire_json()
+        return record.wire_json_v2() if self.conn.v2 else record.wire_json()
 
 
 class Waiters:

@@ -96,6 +96,14 @@ class Setting:
                     f"{self.name}: expected one of {', '.join(LOGLEVELS)}, got {value!r}"
                 )
             return text
+        if self.kind == "mcp_version":
+            text = str(value)
+            if text not in MCP_VERSIONS:
+                raise ConfigError(
+                    f"{self.name}: unsupported MCP version {value!r} "
+                    f"(supported: {', '.join(MCP_VERSIONS)})"
+                )
+            return text
         if self.kind == "loop":
             text = str(value).lower()
             if text not in ("auto", "asyncio", "uvloop"):
@@ -119,6 +127,8 @@ class Setting:
 
 
 LOGLEVELS = ("debug", "verbose", "notice", "warning")
+#: The MCP task generations a connection can render (design.md §5b); TASK.VERSION picks one.
+MCP_VERSIONS = ("2025-11-25", "2026-07-28")
 #: Python logging levels for Redis's log level names
 LOG_LEVELS = {"debug": 10, "verbose": 20, "notice": 20, "warning": 30}
 
@@ -167,6 +177,13 @@ SETTINGS: dict[str, Setting] = {
             1024,
         ),
         Setting("hz", "int", 10, True, "background expiry sweeps per second", 1),
+        Setting(
+            "mcp_version",
+            "mcp_version",
+            "2026-07-28",
+            True,
+            "MCP task generation new connections render (TASK.VERSION changes one)",
+        ),
         Setting(
             "event_loop", "loop", "auto", False, "auto (uvloop when installed), asyncio or uvloop"
         ),

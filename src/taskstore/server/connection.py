@@ -72,6 +72,7 @@ class Connection(asyncio.Protocol):
         "spent",
         "transport",
         "user",
+        "v2",
         "window",
         "yielded",
     )
@@ -84,6 +85,8 @@ class Connection(asyncio.Protocol):
         self.lib_name = ""
         self.lib_ver = ""
         self.resp3 = False
+        # tasks render in MCP 2026-07-28 form (design.md §5b), else 2025-11-25
+        self.v2 = server.config.mcp_version == "2026-07-28"
         self.user = "default"
         self.account: User | None = None  # the configured user, None for "default"
         self.authenticated = not server.config.requirepass

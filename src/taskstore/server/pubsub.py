@@ -90,40 +90,49 @@ class Hub:
 
     # -- delivery -------------------------------------------------------------
 
-    def publish(self, channel: bytes, message: bytes, *, task_channel: bool = False) -> int:
+    def publish(
+        self,
+        channel: bytes,
+        message: bytes,
+        *,
+        task_channel: bool = False,
+        record: TaskRecord | None = None,
+    ) -> int:
         """Deliver to channel and pattern subscribers; returns how many received it.
 
-        Each frame is encoded once per protocol version, not once per subscriber.
+        Each frame is encoded once per protocol version (and, for a task, per MCP generation:
+        ``record`` renders 2026-07-28 subscribers' copy), not once per subscriber.
         """
         receivers = 0
         subs = self.channels.get(channel)
         if subs:
-            frames = _Frames(Push([b"message", channel, message]))
+            frames = _Frames([b"message", channel], message, record)
             for conn in list(subs):
                 # rights are checked again on delivery: AUTH or CONFIG SET may have taken
                 # them away
                 if task_channel and not may_read_task_channel(conn, channel):
                     continue
-                self._send(conn, frames.get(conn.resp3))
+                self._send(conn, frames.get(conn))
                 receivers += 1
         if self.patterns:
             for pattern, psubs in list(self.patterns.items()):
                 if not glob_match(pattern, channel):
                     continue
-                frames = _Frames(Push([b"pmessage", pattern, channel, message]))
+                frames = _Frames([b"pmessage", pattern, channel], message, record)
                 for conn in list(psubs):
                     if task_channel and not may_read_task_channel(conn, channel):
                         continue
-                    self._send(conn, frames.get(conn.resp3))
+                    self._send(conn, frames.get(conn))
                     receivers += 1
         return receivers
 
     def publish_task(self, event: str, owner: str, record: TaskRecord) -> None:
-        """Store listener: every change of a task goes out on ``tasks:<owner>``."""
+        """Store listener: every change of a task goes out on ``tasks:<owner>``, in each
+        subscriber's MCP generation."""
         if not self.channels and not self.patterns:
             return
         channel = TASK_CHANNEL_PREFIX + owner.encode("utf-8", "surrogateescape")
-        self.publish(channel, record.wire_json(), task_channel=True)
+        self.publish(channel, record.wire_json(), task_channel=True, record=record)
 
     def _send(self, conn: Connection, data: bytes) -> None:
         if conn.closing:
@@ -148,20 +157,22 @@ class Hub:
 
 
 class _Frames:
-    """One message's wire bytes, encoded on first use for each protocol version."""
+    """One message's wire bytes, encoded on first use for each protocol version and, for a
+    task, each MCP generation."""
 
-    __slots__ = ("message", "resp2", "resp3")
+    __slots__ = ("encoded", "head", "message", "record")
 
-    def __init__(self, message: Push) -> None:
+    def __init__(self, head: list[bytes], message: bytes, record: TaskRecord | None) -> None:
+        self.head = head
         self.message = message
-        self.resp2: bytes | None = None
-        self.resp3: bytes | None = None
+        self.record = record
+        self.encoded: dict[tuple[bool, bool], bytes] = {}
 
-    def get(self, resp3: bool) -> bytes:
-        if resp3:
-            if self.resp3 is None:
-                self.resp3 = encode(self.message, True)
-            return self.resp3
-        if self.resp2 is None:
-            self.resp2 = encode(self.message, False)
-        return self.resp2
+    def get(self, conn: Connection) -> bytes:
+        key = (conn.resp3, conn.v2 and self.record is not None)
+        data = self.encoded.get(key)
+        if data is None:
+            record = self.record
+            body = record.wire_json_v2() if key[1] and record is not None else self.message
+            data = self.encoded[key] = encode(Push([*self.head, body]), key[0])
+        return data

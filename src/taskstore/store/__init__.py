@@ -16,12 +16,13 @@ from taskstore.store.errors import (
     TaskNotFound,
     TooLarge,
 )
-from taskstore.store.record import TaskRecord, list_json
+from taskstore.store.record import Interaction, TaskRecord, json_object, list_json, list_json_v2
 from taskstore.store.status import TaskStatus, parse_status
-from taskstore.store.store import Clock, Listener, TaskStore
+from taskstore.store.store import Clock, Listener, TaskStore, answers_json
 
 __all__ = [
     "Clock",
+    "Interaction",
     "InvalidArgument",
     "InvalidTransition",
     "LimitExceeded",
@@ -37,7 +38,10 @@ __all__ = [
     "TaskStatus",
     "TaskStore",
     "TooLarge",
+    "answers_json",
     "config_items",
+    "json_object",
     "list_json",
+    "list_json_v2",
     "parse_status",
 ]

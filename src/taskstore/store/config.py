@@ -30,6 +30,7 @@ class StoreConfig:
     max_variable_depth: int = 10
     max_string_length: int = 65_536
     max_result_bytes: int = 16_777_216
+    max_input_bytes: int = 1_048_576
     default_poll_interval_ms: int = 5000
     list_default_limit: int = 50
     list_max_limit: int = 1000
@@ -44,6 +45,7 @@ class StoreConfig:
         _require_int("max_variable_depth", self.max_variable_depth, 1)
         _require_int("max_string_length", self.max_string_length, 1)
         _require_int("max_result_bytes", self.max_result_bytes, 1)
+        _require_int("max_input_bytes", self.max_input_bytes, 1)
         _require_int("default_poll_interval_ms", self.default_poll_interval_ms, 1)
         _require_int("list_default_limit", self.list_default_limit, 1)
         _require_int("list_max_limit", self.list_max_limit, 1)

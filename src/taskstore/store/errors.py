@@ -112,9 +112,9 @@ class TaskExists(TaskError):
 
     code = "EXISTS"
 
-    def __init__(self, task_id: str) -> None:
+    def __init__(self, task_id: str, what: str = "task already exists") -> None:
         self.task_id = task_id
-        super().__init__(f"task already exists: {task_id}")
+        super().__init__(f"{what}: {task_id}")
 
 
 class InvalidArgument(TaskError):

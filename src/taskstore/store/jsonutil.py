@@ -13,6 +13,7 @@ __all__ = [
     "check_variable_values",
     "dumps_compact",
     "json_string",
+    "parse_object",
     "parse_result",
     "parse_variables",
     "to_utf8",
@@ -99,6 +100,18 @@ def parse_result(data: bytes | str, max_bytes: int) -> bytes:
     # Only the syntax is checked: the text itself is what TASK.RESULT replies with.
     _loads(raw, "result", finite=False)
     return raw
+
+
+def parse_object(data: bytes | str, what: str, max_bytes: int) -> dict[str, Any]:
+    """Parse a JSON object argument (an input request, an answer, an error) of at most
+    ``max_bytes``; anything else is ``ERR``."""
+    raw = to_utf8(data, what)
+    if len(raw) > max_bytes:
+        raise TooLarge(f"{what} is {len(raw)} bytes (max {max_bytes})")
+    value = _loads(raw, what, finite=True)
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"invalid JSON: {what} must be a JSON object")
+    return value
 
 
 def parse_variables(data: bytes | str, max_depth: int) -> dict[str, Any]:

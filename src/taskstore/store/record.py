@@ -9,9 +9,34 @@ from taskstore.store.jsonutil import dumps_compact, json_string, json_string_asc
 from taskstore.store.status import TaskStatus
 from taskstore.store.timefmt import format_ms
 
-__all__ = ["TaskRecord", "list_json"]
+__all__ = ["Interaction", "TaskRecord", "json_object", "list_json", "list_json_v2"]
 
 _STATUS_PART = {status: f',"status":"{status.value}"' for status in TaskStatus}
+
+
+class Interaction:
+    """What a task exchanges with its client beyond its status (MCP 2026-07-28, design.md §5b):
+    input requests and their answers, the JSON-RPC error it failed with, a cancellation
+    request. Held only by tasks that use one of them, so first-generation records stay small.
+
+    JSON values are kept as compact JSON text (bytes), ready to splice into replies; the dicts
+    keep insertion order, which is the order requests were asked and answered in.
+    """
+
+    __slots__ = ("answers", "cancel_requested_at_ms", "error", "input_bytes", "issued", "requests")
+
+    def __init__(self) -> None:
+        self.requests: dict[str, bytes] = {}  # outstanding: key -> {"method","params"} JSON
+        self.issued: set[str] = set()  # every key ever asked in this task's life
+        self.answers: dict[str, bytes] = {}  # key -> response JSON, kept until eviction
+        self.error: bytes | None = None  # the JSON-RPC error object of TASK.FAIL
+        self.cancel_requested_at_ms: int | None = None
+        self.input_bytes = 0  # outstanding requests + answers, held to max_input_bytes
+
+
+def json_object(items: dict[str, bytes]) -> bytes:
+    """``{"k":<json>,...}`` from keys and already-encoded values."""
+    return b"{" + b",".join(json_string(k).encode() + b":" + v for k, v in items.items()) + b"}"
 
 
 class TaskRecord:
@@ -25,7 +50,9 @@ class TaskRecord:
 
     __slots__ = (
         "_json",
+        "_json_v2",
         "created_at_ms",
+        "interaction",
         "last_updated_at_ms",
         "owner",
         "poll_interval_ms",
@@ -51,7 +78,9 @@ class TaskRecord:
     variables: dict[str, Any] | None
     result: bytes | None
     seq: int
+    interaction: Interaction | None
     _json: bytes | None
+    _json_v2: bytes | None
 
     def __init__(
         self,
@@ -84,7 +113,9 @@ class TaskRecord:
         self.variables = variables
         self.result = result
         self.seq = seq
+        self.interaction: Interaction | None = None
         self._json = None
+        self._json_v2 = None
 
     @property
     def expires_at_ms(self) -> int | None:
@@ -144,6 +175,77 @@ class TaskRecord:
             f',"pollInterval":{self.poll_interval_ms}'
         )
 
+    def changed(self) -> None:
+        """Drop the cached wire forms; the store calls it after every mutation."""
+        self._json = None
+        self._json_v2 = None
+
+    def result_json(self) -> bytes | None:
+        """What first-generation TASK.RESULT answers: the stored result, else the JSON-RPC
+        error of a TASK.FAIL as ``{"error": …}``, else None."""
+        result = self.result
+        if result is None:
+            interaction = self.interaction
+            if interaction is not None and interaction.error is not None:
+                return b'{"error":' + interaction.error + b"}"
+        return result
+
+    # -- the 2026-07-28 rendering (design.md §5b) -------------------------------------------
+
+    def wire_json_v2(self) -> bytes:
+        """The MCP 2026-07-28 ``DetailedTask``: the Task plus the payload of its status
+        (``inputRequests``, ``result`` or ``error``); cached like :meth:`wire_json`."""
+        cached = self._json_v2
+        if cached is None:
+            cached = self._json_v2 = self._encode_v2(detailed=True)
+        return cached
+
+    def task_json_v2(self) -> bytes:
+        """The plain 2026-07-28 ``Task`` (TASK.LIST items): no payload fields."""
+        return self._encode_v2(detailed=False)
+
+    def _encode_v2(self, *, detailed: bool) -> bytes:
+        try:
+            head = self._head_v2(json_string).encode("utf-8")
+        except UnicodeEncodeError:
+            head = self._head_v2(json_string_ascii).encode("ascii")
+        if not detailed:
+            return head + b"}"
+        status = self.status
+        interaction = self.interaction
+        if status is TaskStatus.INPUT_REQUIRED:
+            requests = interaction.requests if interaction is not None else {}
+            return head + b',"inputRequests":' + json_object(requests) + b"}"
+        if status is TaskStatus.COMPLETED:
+            return head + b',"result":' + (self.result or b"{}") + b"}"
+        if status is TaskStatus.FAILED:
+            error = interaction.error if interaction is not None else None
+            if error is None:
+                # failed the first-generation way (TASK.COMPLETE … failed): no error object
+                message = self.status_message or "Task failed"
+                error = dumps_compact({"code": -32603, "message": message})
+            return head + b',"error":' + error + b"}"
+        return head + b"}"
+
+    def _head_v2(self, quote: Any) -> str:
+        ttl = self.ttl_ms
+        message = self.status_message
+        status_part = _STATUS_PART[self.status]
+        if message is not None:
+            status_part = f'{status_part},"statusMessage":{quote(message)}'
+        created = format_ms(self.created_at_ms)
+        updated = (
+            created
+            if self.last_updated_at_ms == self.created_at_ms
+            else format_ms(self.last_updated_at_ms)
+        )
+        return (
+            f'{{"taskId":{quote(self.task_id)}{status_part}'
+            f',"createdAt":"{created}","lastUpdatedAt":"{updated}"'
+            f',"ttlMs":{"null" if ttl is None else ttl}'
+            f',"pollIntervalMs":{self.poll_interval_ms}'
+        )
+
     def __repr__(self) -> str:
         return (
             f"TaskRecord(task_id={self.task_id!r}, owner={self.owner!r}, "
@@ -160,5 +262,17 @@ def list_json(records: Iterable[TaskRecord], next_cursor: str | None) -> bytes:
     if next_cursor is None:
         return b'{"tasks":[' + body + b"]}"
     # Cursors are URL-safe base64, so no escaping is ever needed; json_string keeps it honest.
+    tail = json_string(next_cursor).encode("utf-8")
+    return b"".join((b'{"tasks":[', body, b'],"nextCursor":', tail, b"}"))
+
+
+def list_json_v2(records: Iterable[TaskRecord], next_cursor: str | None) -> bytes:
+    """TASK.LIST in the 2026-07-28 generation: plain Tasks, same envelope as :func:`list_json`.
+
+    (2026-07-28 has no ``tasks/list``; the envelope is taskstore's own, kept identical.)
+    """
+    body = b",".join(record.task_json_v2() for record in records)
+    if next_cursor is None:
+        return b'{"tasks":[' + body + b"]}"
     tail = json_string(next_cursor).encode("utf-8")
     return b"".join((b'{"tasks":[', body, b'],"nextCursor":', tail, b"}"))

@@ -63,11 +63,12 @@ from taskstore.store.index import SeqIndex
 from taskstore.store.jsonutil import (
     check_variable_values,
     dumps_compact,
+    parse_object,
     parse_result,
     parse_variables,
     utf8_len,
 )
-from taskstore.store.record import TaskRecord
+from taskstore.store.record import Interaction, TaskRecord, json_object
 from taskstore.store.status import TaskStatus, can_transition
 from taskstore.store.timefmt import wall_clock_ms
 
@@ -112,6 +113,19 @@ def check_task_id(task_id: str) -> None:
         raise InvalidArgument(
             "invalid task id: must be 1-256 printable ASCII characters (0x21-0x7e)"
         )
+
+
+def check_input_key(key: str) -> None:
+    """Input request keys follow the task id rule: 1-256 printable ASCII, no space."""
+    if not (0 < len(key) <= _MAX_ID_LEN and key.isascii() and key.isprintable()) or " " in key:
+        raise InvalidArgument(
+            "invalid input request key: must be 1-256 printable ASCII characters (0x21-0x7e)"
+        )
+
+
+def answers_json(interaction: Interaction | None) -> bytes:
+    """The answers received, as one JSON object in the order they came."""
+    return json_object(interaction.answers) if interaction is not None else b"{}"
 
 
 class _Owner:
@@ -547,7 +561,7 @@ class TaskStore:
             self._set_status(record, status)
         record.status_message = message if set_message else None
         record.last_updated_at_ms = now
-        record._json = None
+        record.changed()
         if self._listeners:
             self._notify("updated", record)
         return record
@@ -577,6 +591,7 @@ class TaskStore:
         record.variables = merged or None
         record.last_updated_at_ms = now
         # The size check already encoded the variables; reuse it for the wire form.
+        record.changed()
         record._json = record._encode(encoded if merged else None)
         if self._listeners:
             self._notify("variables", record)
@@ -592,14 +607,14 @@ class TaskStore:
         record = self._find_mutable(owner, task_id, now)
         record.result = parse_result(result_json, self._cfg.max_result_bytes)
         record.last_updated_at_ms = now
-        record._json = None
+        record.changed()
         if self._listeners:
             self._notify("result", record)
 
     def get_result(self, owner: str, task_id: str) -> bytes:
         """The stored result text; ``NotReady`` unless the task is terminal and has one."""
         record = self._find(owner, task_id, self.now_ms())[2]
-        result = record.result
+        result = record.result_json()
         if result is None or not record.status.is_terminal:
             raise NotReady(task_id, record.status.value)
         return result
@@ -607,7 +622,7 @@ class TaskStore:
     def stored_result(self, owner: str, task_id: str) -> bytes | None:
         """The stored result text whatever the status (TASK.RESULT … ANY); None when the task
         has none. Expired tasks too, until they are evicted."""
-        return self._find(owner, task_id, self.now_ms())[2].result
+        return self._find(owner, task_id, self.now_ms())[2].result_json()
 
     def complete_with_result(
         self,
@@ -632,7 +647,7 @@ class TaskStore:
         record.result = result
         record.status_message = message
         record.last_updated_at_ms = now
-        record._json = None
+        record.changed()
         if self._listeners:
             self._notify("completed", record)
         return record
@@ -648,9 +663,186 @@ class TaskStore:
         self._set_status(record, TaskStatus.CANCELLED)
         record.status_message = message
         record.last_updated_at_ms = now
-        record._json = None
+        record.changed()
         if self._listeners:
             self._notify("cancelled", record)
+        return record
+
+    # ------------------------------------------------------------ 2026-07-28 (design.md §5b)
+
+    @staticmethod
+    def _interaction(record: TaskRecord) -> Interaction:
+        interaction = record.interaction
+        if interaction is None:
+            interaction = record.interaction = Interaction()
+        return interaction
+
+    def _check_input_size(self, interaction: Interaction, size: int) -> None:
+        limit = self._cfg.max_input_bytes
+        if size > limit:
+            raise TooLarge(f"input requests and answers are {size} bytes (max {limit})")
+
+    def ask(
+        self,
+        owner: str,
+        task_id: str,
+        requests: list[tuple[str, bytes | str]],
+        message: str | None,
+    ) -> TaskRecord:
+        """Add input requests and set ``input_required`` (from ``working`` or
+        ``input_required``), all or nothing.
+
+        A request is a JSON object with a string ``method`` and an object ``params``. A key is
+        unique over the task's whole life: one used before is ``EXISTS``. ``message`` replaces
+        the status message; without it the message is cleared when the status changes (as
+        every status update does) and kept when the task already waits for input.
+        """
+        if not requests:
+            raise InvalidArgument("TASK.ASK needs at least one key and request")
+        for key, _ in requests:
+            check_input_key(key)
+        if message is not None:
+            self._check_message(message)
+        now = self.now_ms()
+        record = self._find_mutable(owner, task_id, now)
+        status = record.status
+        if status.is_terminal:
+            raise InvalidTransition(task_id, status.value, TaskStatus.INPUT_REQUIRED.value)
+        interaction = record.interaction
+        issued = interaction.issued if interaction is not None else set()
+        seen: set[str] = set()
+        for key, _ in requests:
+            if key in issued or key in seen:
+                raise TaskExists(key, "input request key already used")
+            seen.add(key)
+        encoded: list[tuple[str, bytes]] = []
+        size = interaction.input_bytes if interaction is not None else 0
+        for key, raw in requests:
+            request = parse_object(raw, f"request {key!r}", self._cfg.max_input_bytes)
+            if not isinstance(request.get("method"), str) or not isinstance(
+                request.get("params"), dict
+            ):
+                raise InvalidArgument(
+                    f"request {key!r} must be a JSON object with a string method and an "
+                    "object params"
+                )
+            data = dumps_compact(request)
+            size += len(key) + len(data)
+            encoded.append((key, data))
+        interaction = self._interaction(record)
+        self._check_input_size(interaction, size)
+        # Every check has passed: from here on nothing can fail.
+        for key, data in encoded:
+            interaction.requests[key] = data
+            interaction.issued.add(key)
+        interaction.input_bytes = size
+        if status is not TaskStatus.INPUT_REQUIRED:
+            self._set_status(record, TaskStatus.INPUT_REQUIRED)
+            record.status_message = message
+        elif message is not None:
+            record.status_message = message
+        record.last_updated_at_ms = now
+        record.changed()
+        if self._listeners:
+            self._notify("asked", record)
+        return record
+
+    def answer(self, owner: str, task_id: str, answers: list[tuple[str, bytes | str]]) -> int:
+        """Accept answers to outstanding input requests; returns how many were accepted.
+
+        Answers for keys that are not outstanding (never asked, already answered) are ignored,
+        as the 2026-07-28 ``tasks/update`` requires; so are all answers to a terminal or
+        expired task (0). Each response must be a JSON object, or nothing changes. When no
+        request remains outstanding, an ``input_required`` task returns to ``working`` in the
+        same step (the status message is cleared, as with every status change).
+        """
+        if not answers:
+            raise InvalidArgument("TASK.ANSWER needs at least one key and response")
+        for key, _ in answers:
+            check_input_key(key)
+        limit = self._cfg.max_input_bytes
+        parsed = [
+            (key, dumps_compact(parse_object(raw, f"response {key!r}", limit)))
+            for key, raw in answers
+        ]
+        now = self.now_ms()
+        record = self._find(owner, task_id, now)[2]
+        interaction = record.interaction
+        if record.is_expired(now) or record.status.is_terminal or interaction is None:
+            return 0
+        accepted: dict[str, bytes] = {}
+        for key, data in parsed:
+            if key in interaction.requests and key not in accepted:
+                accepted[key] = data
+        if not accepted:
+            return 0
+        size = interaction.input_bytes
+        for key, data in accepted.items():
+            size += len(data) - len(interaction.requests[key])
+        self._check_input_size(interaction, size)
+        for key, data in accepted.items():
+            del interaction.requests[key]
+            interaction.answers[key] = data
+        interaction.input_bytes = size
+        if not interaction.requests and record.status is TaskStatus.INPUT_REQUIRED:
+            self._set_status(record, TaskStatus.WORKING)
+            record.status_message = None
+        record.last_updated_at_ms = now
+        record.changed()
+        if self._listeners:
+            self._notify("answered", record)
+        return len(accepted)
+
+    def answers(self, owner: str, task_id: str) -> bytes:
+        """Every answer received so far, as one JSON object (key -> response); not consumed."""
+        return answers_json(self._find(owner, task_id, self.now_ms())[2].interaction)
+
+    def fail(
+        self, owner: str, task_id: str, error_json: bytes | str, message: str | None
+    ) -> TaskRecord:
+        """Move to ``failed`` with a JSON-RPC error object (``code`` integer, ``message``
+        string, ``data`` optional), both or neither."""
+        if message is not None:
+            self._check_message(message)
+        now = self.now_ms()
+        record = self._find_mutable(owner, task_id, now)
+        if not can_transition(record.status, TaskStatus.FAILED):
+            raise InvalidTransition(task_id, record.status.value, TaskStatus.FAILED.value)
+        error = parse_object(error_json, "error", self._cfg.max_result_bytes)
+        if not _is_int(error.get("code")) or not isinstance(error.get("message"), str):
+            raise InvalidArgument(
+                "error must be a JSON-RPC error object: an integer code and a string message"
+            )
+        data = dumps_compact(error)
+        # Every check has passed: from here on nothing can fail.
+        self._interaction(record).error = data
+        self._set_status(record, TaskStatus.FAILED)
+        record.status_message = message
+        record.last_updated_at_ms = now
+        record.changed()
+        if self._listeners:
+            self._notify("failed", record)
+        return record
+
+    def request_cancel(self, owner: str, task_id: str, message: str | None) -> TaskRecord:
+        """Record a cooperative cancellation request (2026-07-28 ``tasks/cancel``); the status
+        does not change. A second request, or one for a terminal task, changes nothing."""
+        if message is not None:
+            self._check_message(message)
+        now = self.now_ms()
+        record = self._find_mutable(owner, task_id, now)
+        interaction = record.interaction
+        if record.status.is_terminal or (
+            interaction is not None and interaction.cancel_requested_at_ms is not None
+        ):
+            return record
+        self._interaction(record).cancel_requested_at_ms = now
+        if message is not None:
+            record.status_message = message
+        record.last_updated_at_ms = now
+        record.changed()
+        if self._listeners:
+            self._notify("cancel_requested", record)
         return record
 
     def delete(self, owner: str, task_id: str) -> bool:

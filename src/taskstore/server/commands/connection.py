@@ -83,6 +83,7 @@ def reset(conn: Connection, args: list[bytes]) -> Any:
     conn.multi_dirty = False
     conn.db = 0
     conn.resp3 = False
+    conn.v2 = conn.server.config.mcp_version == "2026-07-28"
     conn.name = ""
     conn.no_evict = conn.no_touch = False
     conn.server.hub.drop(conn)

@@ -6,9 +6,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from taskstore.protocol import OK
-from taskstore.server.blocking import RESULT_ANY, result_reply
+from taskstore.server.blocking import ANSWERS, RESULT_ANY, answers_reply, result_reply
 from taskstore.server.commands.base import Arg, CommandError, command
-from taskstore.store import InvalidArgument, list_json, parse_status
+from taskstore.server.config import MCP_VERSIONS
+from taskstore.store import (
+    InvalidArgument,
+    TaskRecord,
+    answers_json,
+    json_object,
+    list_json,
+    list_json_v2,
+    parse_status,
+)
+from taskstore.store.jsonutil import dumps_compact
+from taskstore.store.timefmt import format_ms
 
 if TYPE_CHECKING:
     from taskstore.server.connection import Connection
@@ -67,6 +78,11 @@ def _options(
     return conn.impersonate(_text(owner_raw)), opts
 
 
+def _task(conn: Connection, record: TaskRecord) -> bytes:
+    """A task in the connection's MCP generation (design.md §5b)."""
+    return record.wire_json_v2() if conn.v2 else record.wire_json()
+
+
 def _owner_only(conn: Connection, args: list[bytes], start: int) -> str:
     if len(args) == start:  # the hot path: no options at all
         return conn.task_owner()
@@ -113,7 +129,7 @@ def task_create(conn: Connection, args: list[bytes]) -> Any:
         poll_interval_ms=None if poll is None else _int(poll, "POLLINTERVAL"),
         task_id=None if raw_id is None else _text(raw_id),
     )
-    return record.wire_json()
+    return _task(conn, record)
 
 
 @command(
@@ -128,8 +144,10 @@ def task_create(conn: Connection, args: list[bytes]) -> Any:
 )
 def task_get(conn: Connection, args: list[bytes]) -> Any:
     if len(args) == 2:
-        return conn.server.store.get(conn.task_owner(), _text(args[1])).wire_json()
-    return conn.server.store.get(_owner_only(conn, args, 2), _text(args[1])).wire_json()
+        record = conn.server.store.get(conn.task_owner(), _text(args[1]))
+    else:
+        record = conn.server.store.get(_owner_only(conn, args, 2), _text(args[1]))
+    return record.wire_json_v2() if conn.v2 else record.wire_json()
 
 
 _MESSAGE_OPTS = frozenset({b"MESSAGE"})
@@ -178,7 +196,7 @@ def task_update(conn: Connection, args: list[bytes]) -> Any:
         None if raw_message is None else _utf8(raw_message, "MESSAGE"),
         set_message=raw_message is not None,
     )
-    return record.wire_json()
+    return _task(conn, record)
 
 
 @command(
@@ -194,7 +212,7 @@ def task_update(conn: Connection, args: list[bytes]) -> Any:
 )
 def task_setvars(conn: Connection, args: list[bytes]) -> Any:
     owner = _owner_only(conn, args, 3)
-    return conn.server.store.set_variables(owner, _text(args[1]), args[2]).wire_json()
+    return _task(conn, conn.server.store.set_variables(owner, _text(args[1]), args[2]))
 
 
 @command(
@@ -292,7 +310,7 @@ def task_wait(conn: Connection, args: list[bytes]) -> Any:
     timeout = 0 if raw_block is None else _timeout(raw_block)
     record = conn.server.store.get(owner, task_id)  # NOTFOUND at once
     if status is not None and record.status != status:
-        return record.wire_json()
+        return _task(conn, record)
     if conn.in_exec:
         return None
     return conn.block(owner, task_id, "wait", status, timeout)
@@ -331,7 +349,10 @@ def task_complete(conn: Connection, args: list[bytes]) -> Any:
         args[3],
         None if raw_message is None else _utf8(raw_message, "MESSAGE"),
     )
-    return record.wire_json()
+    return _task(conn, record)
+
+
+_CANCEL_FLAGS = frozenset({b"REQUEST"})
 
 
 @command(
@@ -339,20 +360,25 @@ def task_complete(conn: Connection, args: list[bytes]) -> Any:
     -2,
     flags=("write", "fast"),
     group=_GROUP,
-    summary="Cancels a task that is not terminal yet.",
+    summary="Cancels a task that is not terminal yet; REQUEST only records a cooperative "
+    "cancellation request.",
     since="0.1.0",
-    arguments=(Arg("id"), Arg("text", token="MESSAGE", optional=True), _OWNER_ARG),
+    arguments=(
+        Arg("id"),
+        Arg("request", "pure-token", token="REQUEST", optional=True),
+        Arg("text", token="MESSAGE", optional=True),
+        _OWNER_ARG,
+    ),
     categories=("write", "fast"),
 )
 def task_cancel(conn: Connection, args: list[bytes]) -> Any:
-    owner, opts = _options(conn, args, 2, _MESSAGE_OPTS)
+    owner, opts = _options(conn, args, 2, _MESSAGE_OPTS, _CANCEL_FLAGS)
     raw_message = opts.get(b"MESSAGE")
-    record = conn.server.store.cancel(
-        owner,
-        _text(args[1]),
-        None if raw_message is None else _utf8(raw_message, "MESSAGE"),
-    )
-    return record.wire_json()
+    message = None if raw_message is None else _utf8(raw_message, "MESSAGE")
+    store = conn.server.store
+    if b"REQUEST" in opts:
+        return _task(conn, store.request_cancel(owner, _text(args[1]), message))
+    return _task(conn, store.cancel(owner, _text(args[1]), message))
 
 
 _LIST_OPTS = frozenset({b"CURSOR", b"LIMIT"})
@@ -383,7 +409,7 @@ def task_list(conn: Connection, args: list[bytes]) -> Any:
     records, next_cursor = store.list(
         owner, None if raw_cursor is None else _text(raw_cursor), limit
     )
-    return list_json(records, next_cursor)
+    return (list_json_v2 if conn.v2 else list_json)(records, next_cursor)
 
 
 @command(
@@ -432,3 +458,198 @@ def task_config(conn: Connection, args: list[bytes]) -> Any:
 def task_del(conn: Connection, args: list[bytes]) -> Any:
     owner = _owner_only(conn, args, 2)
     return 1 if conn.server.store.delete(owner, _text(args[1])) else 0
+
+
+# -- 2026-07-28: input requests, answers, errors, the record, the generation (design.md §5b) --
+
+
+def _pairs(
+    conn: Connection, args: list[bytes], start: int
+) -> tuple[str, list[tuple[str, bytes]], dict[bytes, bytes]]:
+    """``<key> <json> [<key> <json> …]`` then options (MESSAGE, OWNER) from ``start``.
+
+    A pair position whose first word is an option name starts the options, so MESSAGE and
+    OWNER cannot be keys (any case).
+    """
+    pairs: list[tuple[str, bytes]] = []
+    i = start
+    n = len(args)
+    while i < n and args[i].upper() not in (b"MESSAGE", b"OWNER"):
+        if i + 1 >= n:
+            raise CommandError("ERR syntax error: every key needs a JSON value")
+        pairs.append((_text(args[i]), args[i + 1]))
+        i += 2
+    owner, opts = _options(conn, args, i, _MESSAGE_OPTS)
+    return owner, pairs, opts
+
+
+@command(
+    "task.ask",
+    -4,
+    flags=("write", "denyoom"),
+    group=_GROUP,
+    summary="Adds input requests to a task and sets it input_required, atomically.",
+    since="0.2.0",
+    complexity="O(N) where N is the size of the requests",
+    arguments=(
+        Arg("id"),
+        Arg("request", "block", multiple=True, arguments=(Arg("key"), Arg("request-json"))),
+        Arg("text", token="MESSAGE", optional=True),
+        _OWNER_ARG,
+    ),
+    categories=("write",),
+)
+def task_ask(conn: Connection, args: list[bytes]) -> Any:
+    owner, pairs, opts = _pairs(conn, args, 2)
+    raw_message = opts.get(b"MESSAGE")
+    record = conn.server.store.ask(
+        owner,
+        _text(args[1]),
+        list(pairs),
+        None if raw_message is None else _utf8(raw_message, "MESSAGE"),
+    )
+    return _task(conn, record)
+
+
+@command(
+    "task.answer",
+    -4,
+    flags=("write", "denyoom"),
+    group=_GROUP,
+    summary="Answers outstanding input requests; returns how many answers were accepted.",
+    since="0.2.0",
+    complexity="O(N) where N is the size of the answers",
+    arguments=(
+        Arg("id"),
+        Arg("answer", "block", multiple=True, arguments=(Arg("key"), Arg("response-json"))),
+        _OWNER_ARG,
+    ),
+    categories=("write",),
+)
+def task_answer(conn: Connection, args: list[bytes]) -> Any:
+    owner, pairs, opts = _pairs(conn, args, 2)
+    if opts:
+        raise CommandError("ERR syntax error")
+    return conn.server.store.answer(owner, _text(args[1]), list(pairs))
+
+
+_ANSWERS_OPTS = frozenset({b"BLOCK"})
+
+
+@command(
+    "task.answers",
+    -2,
+    flags=("readonly", "blocking"),
+    group=_GROUP,
+    summary="Returns every answer received so far; with BLOCK, waits until none is outstanding, "
+    "the task ends or cancellation is requested.",
+    since="0.2.0",
+    arguments=(Arg("id"), Arg("timeout", "integer", token="BLOCK", optional=True), _OWNER_ARG),
+    categories=("read", "blocking"),
+)
+def task_answers(conn: Connection, args: list[bytes]) -> Any:
+    owner, opts = _options(conn, args, 2, _ANSWERS_OPTS)
+    task_id = _text(args[1])
+    store = conn.server.store
+    raw_block = opts.get(b"BLOCK")
+    if raw_block is None:
+        return store.answers(owner, task_id)
+    timeout = _timeout(raw_block)
+    record = store.get(owner, task_id)  # NOTFOUND at once
+    ready = answers_reply(record)
+    if ready is not None:
+        return ready
+    if conn.in_exec:
+        return None
+    return conn.block(owner, task_id, ANSWERS, None, timeout)
+
+
+@command(
+    "task.fail",
+    -3,
+    flags=("write", "denyoom"),
+    group=_GROUP,
+    summary="Fails a task with a JSON-RPC error object (code, message, data), atomically.",
+    since="0.2.0",
+    arguments=(
+        Arg("id"),
+        Arg("error-json"),
+        Arg("text", token="MESSAGE", optional=True),
+        _OWNER_ARG,
+    ),
+    categories=("write",),
+)
+def task_fail(conn: Connection, args: list[bytes]) -> Any:
+    owner, opts = _options(conn, args, 3, _MESSAGE_OPTS)
+    raw_message = opts.get(b"MESSAGE")
+    record = conn.server.store.fail(
+        owner,
+        _text(args[1]),
+        args[2],
+        None if raw_message is None else _utf8(raw_message, "MESSAGE"),
+    )
+    return _task(conn, record)
+
+
+@command(
+    "task.inspect",
+    -2,
+    flags=("readonly",),
+    group=_GROUP,
+    summary="Returns the whole record of a task as a map, for workers and people at redis-cli.",
+    since="0.2.0",
+    arguments=(Arg("id"), _OWNER_ARG),
+    categories=("read",),
+)
+def task_inspect(conn: Connection, args: list[bytes]) -> Any:
+    owner = _owner_only(conn, args, 2)
+    record = conn.server.store.get(owner, _text(args[1]))
+    interaction = record.interaction
+    requests = interaction.requests if interaction is not None else {}
+    variables = record.variables
+    return {
+        "task": _task(conn, record),
+        "owner": record.owner,
+        "method": record.request_method,
+        "variables": dumps_compact(variables) if variables else b"{}",
+        "input_requests": json_object(requests),
+        "issued_keys": sorted(interaction.issued) if interaction is not None else [],
+        "answers": answers_json(interaction),
+        "error": interaction.error if interaction is not None else None,
+        "cancel_requested_at": None
+        if interaction is None or interaction.cancel_requested_at_ms is None
+        else format_ms(interaction.cancel_requested_at_ms),
+        "expires_at": None if record.expires_at_ms is None else format_ms(record.expires_at_ms),
+    }
+
+
+@command(
+    "task.version",
+    -1,
+    flags=("fast",),
+    group=_GROUP,
+    summary="Shows or sets the MCP task generation this connection renders tasks in.",
+    since="0.2.0",
+    arguments=(
+        Arg(
+            "version",
+            "oneof",
+            optional=True,
+            arguments=tuple(Arg(v, "pure-token", token=v) for v in MCP_VERSIONS),
+        ),
+    ),
+    categories=("connection", "fast"),
+)
+def task_version(conn: Connection, args: list[bytes]) -> Any:
+    if len(args) == 1:
+        return MCP_VERSIONS[1] if conn.v2 else MCP_VERSIONS[0]
+    if len(args) > 2:
+        raise CommandError("ERR wrong number of arguments for 'task.version' command")
+    version = _text(args[1])
+    if version not in MCP_VERSIONS:
+        shown = version if version.isprintable() and len(version) <= 64 else "<invalid>"
+        raise CommandError(
+            f"ERR unsupported MCP version '{shown}' (supported: {', '.join(MCP_VERSIONS)})"
+        )
+    conn.v2 = version == MCP_VERSIONS[1]
+    return OK
