@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: The tests written for the first MCP task generation (design.md §4-§5) select it explicitly:
+#: the servers these fixtures start render 2025-11-25 tasks unless a test asks for
+#: ``mcp_version="2026-07-28"`` (tests/server/test_tasks_v2.py and the v2 client tests do).
+FIRST_GENERATION = "2025-11-25"
+
 __all__ = ["free_port", "need_tool", "wait_port"]  # re-exported for older imports
 
 
@@ -28,7 +33,7 @@ def server() -> Iterator[Server]:
     """A fresh in-process taskstore on a free loopback port."""
     from taskstore.server.app import ServerThread
 
-    with ServerThread(port=0) as srv:
+    with ServerThread(port=0, mcp_version=FIRST_GENERATION) as srv:
         yield srv
 
 
@@ -41,6 +46,7 @@ def make_server() -> Iterator[Callable[..., Server]]:
 
     def make(**settings: object) -> Server:
         settings.setdefault("port", 0)
+        settings.setdefault("mcp_version", FIRST_GENERATION)
         runner = ServerThread(**settings)
         runner.start()
         runners.append(runner)
@@ -78,6 +84,8 @@ def spawn_server() -> Iterator[Callable[..., Proc]]:
 
     def spawn(*args: str) -> Proc:
         port = free_port()
+        if "--mcp-version" not in args:
+            args = (*args, "--mcp-version", FIRST_GENERATION)
         proc = subprocess.Popen(
             [sys.executable, "-m", "taskstore", *args, "--port", str(port)],
             stdout=subprocess.PIPE,

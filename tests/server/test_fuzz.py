@@ -984,7 +984,8 @@ def fuzz_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzRun]:
     # fuzz owner holds ~100 tasks after 10,000 inputs and, uncapped, ~1,060 (2.4 MiB with their
     # variables and results) after 100,000, which is data, not a leak. The workload never holds
     # more than Workload.MAX_LIVE.
-    args = [str(config), "--max-tasks-per-owner", "300", "--port", str(port)]
+    args = [str(config), "--max-tasks-per-owner", "300", "--mcp-version", "2025-11-25"]
+    args += ["--port", str(port)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "taskstore", *args],
         stdout=subprocess.PIPE,

@@ -113,7 +113,11 @@ def check_reply(owner: str, reply: bytes, mine: set[str]) -> None:
 )
 @given(st.lists(op, min_size=5, max_size=120 if LONG else 60))
 def test_owners_never_see_each_other(ops) -> None:
-    with ServerThread(port=0, users=USERS) as srv, ServerThread(port=0, users=USERS) as empty:
+    first = "2025-11-25"  # the first MCP task generation's JSON
+    with (
+        ServerThread(port=0, users=USERS, mcp_version=first) as srv,
+        ServerThread(port=0, users=USERS, mcp_version=first) as empty,
+    ):
         actors = {label: Actor(srv.port, label) for label in ACTORS}
         witnesses = {label: Actor(empty.port, label) for label in ACTORS}
         held: dict[str, set[str]] = {label: set() for label in ACTORS}

@@ -106,6 +106,7 @@ def test_store_config_defaults() -> None:
         "max_variable_depth": 10,
         "max_string_length": 65_536,
         "max_result_bytes": 16_777_216,
+        "max_input_bytes": 1_048_576,
         "default_poll_interval_ms": 5000,
         "list_default_limit": 50,
         "list_max_limit": 1000,
