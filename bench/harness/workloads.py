@@ -148,6 +148,7 @@ class Variant:
     command: str  # what the table shows
     test: list[str]  # redis-benchmark arguments after the options
     growth: str = "none"  # DBSIZE change expected: none | exact (+n) | at_most (0 < d <= n)
+    setup: tuple[tuple[str, ...], ...] = ()  # commands sent before redis-benchmark connects
 
 
 def setup_throughput(workload: str, srv: ServerProc) -> list[Variant]:
@@ -163,7 +164,16 @@ def setup_throughput(workload: str, srv: ServerProc) -> list[Variant]:
             if ts:
                 tid = new_task(c, "TTL", "86400000")
                 c.check("TASK.UPDATE", tid, "MESSAGE", "Processing step 2 of 5")  # all 7 fields
-                return [Variant("", "TASK.GET <id>", ["TASK.GET", tid])]
+                # both MCP generations' JSON, chosen for redis-benchmark's new connections
+                return [
+                    Variant(
+                        "" if version == "2025-11-25" else "v2",
+                        f"TASK.GET <id> ({version} JSON)",
+                        ["TASK.GET", tid],
+                        setup=(("CONFIG", "SET", "mcp_version", version),),
+                    )
+                    for version in ("2025-11-25", "2026-07-28")
+                ]
             c.check("HSET", "task:1", *task_hash_fields(str(uuid.uuid4()), 86400000))
             return [Variant("", "HGETALL task:1", ["HGETALL", "task:1"])]
         if workload == "task.create":
@@ -229,6 +239,10 @@ def measure(
     pipeline: int,
 ) -> dict[str, Any]:
     """One redis-benchmark run against srv, with the server's CPU read around it."""
+    if v.setup:
+        with srv.client() as c:
+            for cmd in v.setup:
+                c.check(*cmd)
     err0 = srv.error_replies()
     db0 = srv.dbsize()
     meter = CpuMeter(srv.pid).start()
