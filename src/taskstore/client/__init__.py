@@ -10,6 +10,10 @@
 :class:`TaskClient` is synchronous, :class:`AsyncTaskClient` its asyncio twin; both have one
 method per TASK command and raise one exception class per error code (see
 :mod:`taskstore.client.errors`), each carrying ``mcp_code``.
+
+Each client pins the MCP task generation of its connections (``version=``, default
+``"2025-11-25"``; ``"2026-07-28"`` for the ``io.modelcontextprotocol/tasks`` extension's
+DetailedTask with ``input_requests`` / ``result`` / ``error``); :class:`Task` parses both.
 """
 
 try:
@@ -22,6 +26,7 @@ from taskstore.client.aio import AsyncTaskClient
 from taskstore.client.errors import (
     AuthenticationRequired,
     IdentityError,
+    InputKeyExists,
     InternalError,
     InvalidArgument,
     InvalidTransition,
@@ -37,20 +42,35 @@ from taskstore.client.errors import (
     WrongPassword,
 )
 from taskstore.client.sync import TaskClient
-from taskstore.client.task import TERMINAL_STATUSES, Task, TaskPage, TaskStatus
+from taskstore.client.task import (
+    MCP_2025_11_25,
+    MCP_2026_07_28,
+    MCP_VERSIONS,
+    TERMINAL_STATUSES,
+    McpVersion,
+    Task,
+    TaskInspection,
+    TaskPage,
+    TaskStatus,
+)
 
 __all__ = [
     "DEFAULT_URL",
+    "MCP_2025_11_25",
+    "MCP_2026_07_28",
+    "MCP_VERSIONS",
     "TERMINAL_STATUSES",
     "UNLIMITED",
     "URL_ENV",
     "AsyncTaskClient",
     "AuthenticationRequired",
     "IdentityError",
+    "InputKeyExists",
     "InternalError",
     "InvalidArgument",
     "InvalidTransition",
     "LimitExceeded",
+    "McpVersion",
     "NotReady",
     "PermissionDenied",
     "Task",
@@ -58,6 +78,7 @@ __all__ = [
     "TaskError",
     "TaskExists",
     "TaskExpired",
+    "TaskInspection",
     "TaskNotFound",
     "TaskPage",
     "TaskStatus",

@@ -8,7 +8,14 @@ import os
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
-from taskstore.client.task import Task, TaskPage, TaskStatus
+from taskstore.client.task import (
+    McpVersion,
+    Task,
+    TaskInspection,
+    TaskPage,
+    TaskStatus,
+    parse_timestamp,
+)
 
 DEFAULT_URL: Final = "redis://127.0.0.1:6379"
 URL_ENV: Final = "TASKSTORE_URL"
@@ -146,6 +153,99 @@ def config_args(owner: str | None) -> Args:
     return with_owner(["TASK.CONFIG"], owner)
 
 
+# -- the 2026-07-28 commands (design.md §5b) --------------------------------------------------
+
+#: Words TASK.ASK / TASK.ANSWER read as options wherever a key could stand (any case): no
+#: input request can have such a key.
+_OPTION_WORDS: Final = frozenset({"MESSAGE", "OWNER"})
+_MAX_KEY_LEN: Final = 256
+
+
+def is_input_key(key: object) -> bool:
+    """Whether ``key`` can name an input request: 1-256 printable ASCII characters without
+    a space (the server's rule), and not an option word (``MESSAGE``, ``OWNER``)."""
+    return (
+        isinstance(key, str)
+        and 0 < len(key) <= _MAX_KEY_LEN
+        and key.isascii()
+        and key.isprintable()
+        and " " not in key
+        and key.upper() not in _OPTION_WORDS
+    )
+
+
+def _object(value: Any) -> str:
+    return dumps(dict(value) if isinstance(value, Mapping) else value)
+
+
+def ask_args(
+    task_id: str,
+    requests: Mapping[str, Mapping[str, Any]],
+    message: str | None,
+    owner: str | None,
+) -> Args:
+    args: Args = ["TASK.ASK", task_id]
+    for key, request in requests.items():
+        if isinstance(key, str) and key.upper() in _OPTION_WORDS:
+            raise ValueError(
+                f"{key!r} cannot be an input request key (TASK.ASK reads it as an option)"
+            )
+        args += [key, _object(request)]
+    if message is not None:
+        args += ["MESSAGE", message]
+    return with_owner(args, owner)
+
+
+def answer_args(
+    task_id: str, responses: Mapping[str, Mapping[str, Any]], owner: str | None
+) -> Args | None:
+    """TASK.ANSWER with the answers whose key could have been asked; None when none could.
+
+    A key that no request can have (see :func:`is_input_key`) is never outstanding, so the
+    server would ignore its answer anyway; leaving it out keeps one bad key (sent by an MCP
+    client in ``tasks/update``) from failing the whole batch, and ``OWNER``/``MESSAGE`` from
+    being read as options.
+    """
+    args: Args = ["TASK.ANSWER", task_id]
+    for key, response in responses.items():
+        if is_input_key(key):
+            args += [key, _object(response)]
+    if len(args) == 2:
+        return None
+    return with_owner(args, owner)
+
+
+def answers_args(task_id: str, block: int | None, owner: str | None) -> Args:
+    args: Args = ["TASK.ANSWERS", task_id]
+    if block is not None:
+        args += ["BLOCK", block]
+    return with_owner(args, owner)
+
+
+def fail_args(
+    task_id: str, error: Mapping[str, Any], message: str | None, owner: str | None
+) -> Args:
+    args: Args = ["TASK.FAIL", task_id, _object(error)]
+    if message is not None:
+        args += ["MESSAGE", message]
+    return with_owner(args, owner)
+
+
+def request_cancel_args(task_id: str, message: str | None, owner: str | None) -> Args:
+    args: Args = ["TASK.CANCEL", task_id, "REQUEST"]
+    if message is not None:
+        args += ["MESSAGE", message]
+    return with_owner(args, owner)
+
+
+def inspect_args(task_id: str, owner: str | None) -> Args:
+    return with_owner(["TASK.INSPECT", task_id], owner)
+
+
+def version_args(version: McpVersion | None) -> Args:
+    return ["TASK.VERSION"] if version is None else ["TASK.VERSION", version]
+
+
 # -- replies ----------------------------------------------------------------------------------
 
 
@@ -178,16 +278,18 @@ def parse_int(reply: Any) -> int:
     return int(reply)
 
 
+def _items(reply: Any) -> list[tuple[Any, Any]]:
+    """A map reply's pairs: a map in RESP3, a flat key/value array in RESP2."""
+    if isinstance(reply, Mapping):
+        return list(reply.items())
+    flat = list(reply)
+    return list(zip(flat[::2], flat[1::2], strict=True))
+
+
 def parse_config(reply: Any) -> dict[str, Any]:
     """TASK.CONFIG: a map in RESP3, a flat key/value array in RESP2."""
-    items: list[tuple[Any, Any]]
-    if isinstance(reply, Mapping):
-        items = list(reply.items())
-    else:
-        flat = list(reply)
-        items = list(zip(flat[::2], flat[1::2], strict=True))
     config: dict[str, Any] = {}
-    for key, value in items:
+    for key, value in _items(reply):
         name = _text(key)
         if name == "allow_anonymous":
             value = bool(value)
@@ -195,3 +297,34 @@ def parse_config(reply: Any) -> dict[str, Any]:
             value = value.decode("utf-8")
         config[name] = value
     return config
+
+
+def parse_answers(reply: Any) -> dict[str, dict[str, Any]] | None:
+    """TASK.ANSWERS: the answers object; None for the null reply of a BLOCK timeout."""
+    if reply is None:
+        return None
+    answers: dict[str, dict[str, Any]] = parse_json(reply)
+    return answers
+
+
+def parse_inspection(reply: Any) -> TaskInspection:
+    """TASK.INSPECT: the record's map (RESP3) or flat array (RESP2) as a TaskInspection."""
+    fields = {_text(key): value for key, value in _items(reply)}
+
+    def optional_time(name: str) -> Any:
+        value = fields.get(name)
+        return None if value is None else parse_timestamp(_text(value))
+
+    error = fields.get("error")
+    return TaskInspection(
+        task=parse_task(fields["task"]),
+        owner=_text(fields["owner"]),
+        method=_text(fields["method"]),
+        variables=parse_json(fields["variables"]),
+        input_requests=parse_json(fields["input_requests"]),
+        issued_keys=tuple(_text(key) for key in fields["issued_keys"] or ()),
+        answers=parse_json(fields["answers"]),
+        error=None if error is None else parse_json(error),
+        cancel_requested_at=optional_time("cancel_requested_at"),
+        expires_at=optional_time("expires_at"),
+    )

@@ -6,13 +6,20 @@ import builtins
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeVar, cast
 
-from redis import RedisError
+from redis import RedisError, ResponseError
 from redis.asyncio import ConnectionPool, Redis
 
 from taskstore.client import _commands as cmd
 from taskstore.client._commands import TTL
+from taskstore.client._version import (
+    DEFAULT_VERSION,
+    accept_version_error,
+    async_hook,
+    check_version,
+    install_hook,
+)
 from taskstore.client.errors import translate
-from taskstore.client.task import Task, TaskPage, TaskStatus
+from taskstore.client.task import McpVersion, Task, TaskInspection, TaskPage, TaskStatus
 
 __all__ = ["AsyncTaskClient"]
 
@@ -33,6 +40,10 @@ class AsyncTaskClient:
     ``owner=`` makes every command act for that owner (``OWNER <id>``: the connection's user
     needs the ``impersonate`` permission); each method also takes ``owner=`` for one call.
 
+    ``version=`` is the MCP task generation every connection selects when it connects
+    (``TASK.VERSION``, reconnects included): ``"2025-11-25"`` (the default), ``"2026-07-28"``
+    or ``None`` (the server's ``mcp_version``), as for :class:`TaskClient`.
+
     Error replies raise the :mod:`taskstore.client.errors` classes, each with ``mcp_code``.
     Durations are milliseconds, as on the wire.
     """
@@ -44,18 +55,32 @@ class AsyncTaskClient:
         connection_pool: ConnectionPool | None = None,
         redis: Redis | None = None,
         owner: str | None = None,
+        version: McpVersion | None = DEFAULT_VERSION,
         **redis_options: Any,
     ) -> None:
         given = sum(x is not None for x in (url, connection_pool, redis))
         if given > 1:
             raise TypeError("pass at most one of url, connection_pool and redis")
+        self._version = check_version(version)
+        self._recycle = self._pin_single = False
         if redis is not None:
             self._redis, self._owns = redis, False
         elif connection_pool is not None:
             self._redis, self._owns = Redis(connection_pool=connection_pool), True
         else:
+            if self._version is not None:
+                previous = redis_options.get("redis_connect_func")
+                redis_options["redis_connect_func"] = async_hook(self._version, previous)
             from_url = cast(Callable[..., Redis], Redis.from_url)
             self._redis, self._owns = from_url(url or cmd.default_url(), **redis_options), True
+        if self._version is not None and (redis is not None or connection_pool is not None):
+            # the caller's pool: its settings get the hook; the connections it opened before
+            # are reopened at first use (idle ones; a single connection by TASK.VERSION)
+            stale = install_hook(self._redis, self._version, async_hook, threaded=False)
+            if stale:
+                self._recycle = True
+                single = self._redis.connection
+                self._pin_single = single is not None and any(c is single for c in stale)
         self._execute = cast(Callable[..., Awaitable[Any]], self._redis.execute_command)
         self.owner = owner
 
@@ -63,6 +88,23 @@ class AsyncTaskClient:
     def redis(self) -> Redis:
         """The underlying redis-py client."""
         return self._redis
+
+    @property
+    def mcp_version(self) -> McpVersion | None:
+        """The MCP task generation the client's connections select (None: the server's)."""
+        return self._version
+
+    async def _adopt(self) -> None:
+        """First use with a caller's pool: reopen the connections opened before the hook."""
+        pin, self._recycle, self._pin_single = self._pin_single, False, False
+        await self._redis.connection_pool.disconnect(inuse_connections=False)
+        if pin:
+            assert self._version is not None
+            try:
+                await self._execute(*cmd.version_args(self._version))
+            except ResponseError as e:
+                if not accept_version_error(self._version, e):
+                    raise
 
     async def aclose(self) -> None:
         """Close the connections (not those of a ``Redis`` or a pool that was passed in)."""
@@ -80,6 +122,8 @@ class AsyncTaskClient:
 
     async def _call(self, args: cmd.Args, parse: Callable[[Any], T]) -> T:
         try:
+            if self._recycle:
+                await self._adopt()
             reply = await self._execute(*args)
         except RedisError as e:
             err = translate(e)
@@ -238,3 +282,66 @@ class AsyncTaskClient:
     async def all_tasks(self, *, owner: str | None = None) -> builtins.list[Task]:
         """Every task of the owner (all pages), newest first."""
         return [task async for task in self.iter_tasks(owner=owner)]
+
+    # -- the 2026-07-28 commands (design.md §5b); on any connection generation ----------------
+
+    async def ask(
+        self,
+        task_id: str,
+        requests: Mapping[str, Mapping[str, Any]],
+        *,
+        message: str | None = None,
+        owner: str | None = None,
+    ) -> Task:
+        """TASK.ASK: add input requests (key -> ``{"method": str, "params": {...}}``) and set
+        ``input_required``, atomically (see :meth:`TaskClient.ask`)."""
+        args = cmd.ask_args(task_id, requests, message, self._owner(owner))
+        return await self._call(args, cmd.parse_task)
+
+    async def answer(
+        self,
+        task_id: str,
+        responses: Mapping[str, Mapping[str, Any]],
+        *,
+        owner: str | None = None,
+    ) -> int:
+        """TASK.ANSWER: answer outstanding input requests; how many answers were accepted
+        (see :meth:`TaskClient.answer`)."""
+        owner = self._owner(owner)
+        args = cmd.answer_args(task_id, responses, owner)
+        if args is None:  # nothing that could be accepted: still NOTFOUND for no such task
+            await self._call(cmd.answers_args(task_id, None, owner), lambda r: r)
+            return 0
+        return await self._call(args, cmd.parse_int)
+
+    async def answers(
+        self, task_id: str, *, block: int | None = None, owner: str | None = None
+    ) -> dict[str, dict[str, Any]] | None:
+        """TASK.ANSWERS: every answer received so far; with ``block`` (ms, 0 = forever) first
+        waits until no request is outstanding, the task is terminal or cancellation was
+        requested, None on timeout (see :meth:`TaskClient.answers`)."""
+        args = cmd.answers_args(task_id, block, self._owner(owner))
+        return await self._call(args, cmd.parse_answers)
+
+    async def fail(
+        self,
+        task_id: str,
+        error: Mapping[str, Any],
+        *,
+        message: str | None = None,
+        owner: str | None = None,
+    ) -> Task:
+        """TASK.FAIL: ``failed`` with a JSON-RPC error object, atomically."""
+        args = cmd.fail_args(task_id, error, message, self._owner(owner))
+        return await self._call(args, cmd.parse_task)
+
+    async def request_cancel(
+        self, task_id: str, *, message: str | None = None, owner: str | None = None
+    ) -> Task:
+        """TASK.CANCEL … REQUEST: a cooperative cancellation request; status unchanged."""
+        args = cmd.request_cancel_args(task_id, message, self._owner(owner))
+        return await self._call(args, cmd.parse_task)
+
+    async def inspect(self, task_id: str, *, owner: str | None = None) -> TaskInspection:
+        """TASK.INSPECT: the whole record as a :class:`TaskInspection`."""
+        return await self._call(cmd.inspect_args(task_id, self._owner(owner)), cmd.parse_inspection)

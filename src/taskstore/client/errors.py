@@ -13,6 +13,7 @@ reply prefix           class                mcp_code
 ``TOOLARGE``           TooLarge             -32602
 ``LIMIT``              LimitExceeded        -32603
 ``EXISTS``             TaskExists           -32602
+``EXISTS input …``     InputKeyExists       -32602
 ``ERR``                InvalidArgument      -32602
 ``ERR internal …``     InternalError        -32603
 ``NOAUTH``             AuthenticationRequired  None
@@ -39,6 +40,7 @@ from redis import exceptions as rexc
 __all__ = [
     "AuthenticationRequired",
     "IdentityError",
+    "InputKeyExists",
     "InternalError",
     "InvalidArgument",
     "InvalidTransition",
@@ -107,6 +109,23 @@ class TaskExists(_TaskIdError):
     """``EXISTS``: TASK.CREATE with an ``ID`` this owner already holds."""
 
     code = "EXISTS"
+
+
+_INPUT_KEY_USED = "input request key already used: "
+
+
+class InputKeyExists(TaskExists):
+    """``EXISTS input request key already used: <key>``: TASK.ASK with a key that this task
+    has issued before (keys are unique over a task's whole life, answered or not); nothing
+    changed. ``key`` is that key; ``task_id`` is ``None`` (the text does not name the task).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.task_id = None
+        self.key: str | None = (
+            self.detail[len(_INPUT_KEY_USED) :] if self.detail.startswith(_INPUT_KEY_USED) else None
+        )
 
 
 _TRANSITION = re.compile(r"invalid transition from (\S+) to (\S+) for task (.+)\Z", re.S)
@@ -223,6 +242,8 @@ def error_from_reply(text: str) -> TaskError:
     code = text.partition(" ")[0]
     # `ERR LIMIT must be between 1 and <max>` once redis-py has stripped its `ERR `
     cls = None if text.startswith("LIMIT must ") else _BY_CODE.get(code)
+    if cls is TaskExists and text.startswith(_INPUT_KEY_USED, len(code) + 1):
+        cls = InputKeyExists
     if cls is not None:
         return cls(text)
     if code != "ERR":

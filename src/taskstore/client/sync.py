@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import builtins
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, TypeVar, cast
 
-from redis import ConnectionPool, Redis, RedisError
+from redis import ConnectionPool, Redis, RedisError, ResponseError
 
 from taskstore.client import _commands as cmd
 from taskstore.client._commands import TTL
+from taskstore.client._version import (
+    DEFAULT_VERSION,
+    accept_version_error,
+    check_version,
+    install_hook,
+    sync_hook,
+)
 from taskstore.client.errors import translate
-from taskstore.client.task import Task, TaskPage, TaskStatus
+from taskstore.client.task import McpVersion, Task, TaskInspection, TaskPage, TaskStatus
 
 __all__ = ["TaskClient"]
 
@@ -32,6 +40,15 @@ class TaskClient:
     ``owner=`` makes every command act for that owner (``OWNER <id>``: the connection's user
     needs the ``impersonate`` permission); each method also takes ``owner=`` for one call.
 
+    ``version=`` is the MCP task generation every connection of the client selects when it
+    connects (``TASK.VERSION``, reconnects included): ``"2025-11-25"`` (the default: the
+    first generation, what :class:`Task` read before 2026-07-28 and the MCP SDK 1.x adapter
+    needs) or ``"2026-07-28"`` (tasks come back as DetailedTasks: ``input_requests``,
+    ``result``, ``error``); ``None`` sends nothing and leaves it to the server's
+    ``mcp_version``. :class:`Task` parses either shape. A pool or a ``Redis`` passed in gets
+    the same hook (see docs/mcp.md: its idle connections are reopened, connections in use
+    elsewhere at that moment keep their generation until they reconnect).
+
     Error replies raise the :mod:`taskstore.client.errors` classes, each with ``mcp_code``.
     Durations are milliseconds, as on the wire.
     """
@@ -43,18 +60,33 @@ class TaskClient:
         connection_pool: ConnectionPool | None = None,
         redis: Redis | None = None,
         owner: str | None = None,
+        version: McpVersion | None = DEFAULT_VERSION,
         **redis_options: Any,
     ) -> None:
         given = sum(x is not None for x in (url, connection_pool, redis))
         if given > 1:
             raise TypeError("pass at most one of url, connection_pool and redis")
+        self._version = check_version(version)
+        self._pin_lock = threading.Lock()
+        self._pin_single = False
         if redis is not None:
             self._redis, self._owns = redis, False
         elif connection_pool is not None:
             self._redis, self._owns = Redis(connection_pool=connection_pool), True
         else:
+            if self._version is not None:
+                previous = redis_options.get("redis_connect_func")
+                redis_options["redis_connect_func"] = sync_hook(self._version, previous)
             from_url = cast(Callable[..., Redis], Redis.from_url)
             self._redis, self._owns = from_url(url or cmd.default_url(), **redis_options), True
+        if self._version is not None and (redis is not None or connection_pool is not None):
+            # the caller's pool: its settings get the hook; the connections it opened before
+            # are reopened (idle ones now, a single connection by TASK.VERSION at first use)
+            stale = install_hook(self._redis, self._version, sync_hook, threaded=True)
+            if stale:
+                self._redis.connection_pool.disconnect(inuse_connections=False)
+                single = self._redis.connection
+                self._pin_single = single is not None and any(c is single for c in stale)
         self._execute: Callable[..., Any] = self._redis.execute_command
         self.owner = owner
 
@@ -62,6 +94,24 @@ class TaskClient:
     def redis(self) -> Redis:
         """The underlying redis-py client."""
         return self._redis
+
+    @property
+    def mcp_version(self) -> McpVersion | None:
+        """The MCP task generation the client's connections select (None: the server's)."""
+        return self._version
+
+    def _pin(self) -> None:
+        """TASK.VERSION on the single connection of a ``Redis`` passed in, once."""
+        with self._pin_lock:
+            if not self._pin_single:
+                return
+            assert self._version is not None
+            try:
+                self._execute(*cmd.version_args(self._version))
+            except ResponseError as e:
+                if not accept_version_error(self._version, e):
+                    raise
+            self._pin_single = False
 
     def close(self) -> None:
         """Close the connections (not those of a ``Redis`` or a pool that was passed in)."""
@@ -79,6 +129,8 @@ class TaskClient:
 
     def _call(self, args: cmd.Args, parse: Callable[[Any], T]) -> T:
         try:
+            if self._pin_single:
+                self._pin()
             reply = self._execute(*args)
         except RedisError as e:
             err = translate(e)
@@ -230,3 +282,88 @@ class TaskClient:
     def all_tasks(self, *, owner: str | None = None) -> builtins.list[Task]:
         """Every task of the owner (all pages), newest first."""
         return builtins.list(self.iter_tasks(owner=owner))
+
+    # -- the 2026-07-28 commands (design.md §5b); on any connection generation ----------------
+
+    def ask(
+        self,
+        task_id: str,
+        requests: Mapping[str, Mapping[str, Any]],
+        *,
+        message: str | None = None,
+        owner: str | None = None,
+    ) -> Task:
+        """TASK.ASK: add input requests (key -> ``{"method": str, "params": {...}}``) and set
+        ``input_required``, atomically (from ``working`` or ``input_required``).
+
+        A key is 1-256 printable ASCII characters, unique over the task's whole life: one
+        issued before raises :class:`InputKeyExists` and nothing changes; ``MESSAGE`` and
+        ``OWNER`` (any case) are ValueError. A terminal task: :class:`InvalidTransition`; a
+        request without a string ``method`` and an object ``params``: :class:`InvalidArgument`;
+        over ``max_input_bytes``: :class:`TooLarge`.
+        """
+        args = cmd.ask_args(task_id, requests, message, self._owner(owner))
+        return self._call(args, cmd.parse_task)
+
+    def answer(
+        self,
+        task_id: str,
+        responses: Mapping[str, Mapping[str, Any]],
+        *,
+        owner: str | None = None,
+    ) -> int:
+        """TASK.ANSWER: answer outstanding input requests (key -> response object); returns
+        how many answers were accepted.
+
+        Answers for keys that are not outstanding (never asked, answered already) are
+        ignored, as are all answers to a terminal or expired task (0); keys no request can
+        have are left out before sending. When no request remains outstanding the task is
+        ``working`` again. An unknown task: :class:`TaskNotFound` (an MCP server acks
+        ``tasks/update`` anyway).
+        """
+        owner = self._owner(owner)
+        args = cmd.answer_args(task_id, responses, owner)
+        if args is None:  # nothing that could be accepted: still NOTFOUND for no such task
+            self._call(cmd.answers_args(task_id, None, owner), lambda r: r)
+            return 0
+        return self._call(args, cmd.parse_int)
+
+    def answers(
+        self, task_id: str, *, block: int | None = None, owner: str | None = None
+    ) -> dict[str, dict[str, Any]] | None:
+        """TASK.ANSWERS: every answer received so far (key -> response), not consumed.
+
+        With ``block`` (ms, 0 = forever) first waits until no request is outstanding, the
+        task is terminal or cancellation was requested; None when that does not happen in
+        time.
+        """
+        args = cmd.answers_args(task_id, block, self._owner(owner))
+        return self._call(args, cmd.parse_answers)
+
+    def fail(
+        self,
+        task_id: str,
+        error: Mapping[str, Any],
+        *,
+        message: str | None = None,
+        owner: str | None = None,
+    ) -> Task:
+        """TASK.FAIL: ``failed`` with a JSON-RPC error object (``code`` int, ``message`` str,
+        ``data`` optional), atomically. First-generation TASK.RESULT then answers
+        ``{"error": error}``."""
+        args = cmd.fail_args(task_id, error, message, self._owner(owner))
+        return self._call(args, cmd.parse_task)
+
+    def request_cancel(
+        self, task_id: str, *, message: str | None = None, owner: str | None = None
+    ) -> Task:
+        """TASK.CANCEL … REQUEST: record a cooperative cancellation request (2026-07-28
+        ``tasks/cancel``); the status does not change. It wakes ``wait`` and ``answers``
+        waiters; repeated, or on a terminal task, it changes nothing (no error)."""
+        args = cmd.request_cancel_args(task_id, message, self._owner(owner))
+        return self._call(args, cmd.parse_task)
+
+    def inspect(self, task_id: str, *, owner: str | None = None) -> TaskInspection:
+        """TASK.INSPECT: the whole record (variables, requests, issued keys, answers, error,
+        cancellation request, expiry) as a :class:`TaskInspection`."""
+        return self._call(cmd.inspect_args(task_id, self._owner(owner)), cmd.parse_inspection)
