@@ -65,6 +65,7 @@ def client(server: Any, options: dict[str, Any]) -> Iterator[TaskClient]:
 def raw_get(url: str, task_id: str, owner: str | None = None) -> bytes:
     r = redis.Redis.from_url(url)
     try:
+        r.execute_command("TASK.VERSION", "2025-11-25")  # the client's default generation
         args = ["TASK.GET", task_id] + (["OWNER", owner] if owner else [])
         return bytes(r.execute_command(*args))
     finally:

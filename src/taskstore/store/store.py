@@ -750,16 +750,15 @@ class TaskStore:
     def answer(self, owner: str, task_id: str, answers: list[tuple[str, bytes | str]]) -> int:
         """Accept answers to outstanding input requests; returns how many were accepted.
 
-        Answers for keys that are not outstanding (never asked, already answered) are ignored,
-        as the 2026-07-28 ``tasks/update`` requires; so are all answers to a terminal or
+        Answers for keys that are not outstanding (never asked, already answered, malformed)
+        are ignored, as the 2026-07-28 ``tasks/update`` requires; so are all answers to a terminal or
         expired task (0). Each response must be a JSON object, or nothing changes. When no
         request remains outstanding, an ``input_required`` task returns to ``working`` in the
         same step (the status message is cleared, as with every status change).
         """
         if not answers:
             raise InvalidArgument("TASK.ANSWER needs at least one key and response")
-        for key, _ in answers:
-            check_input_key(key)
+        # Keys are not checked: one that could never have been asked is simply not outstanding.
         limit = self._cfg.max_input_bytes
         parsed = [
             (key, dumps_compact(parse_object(raw, f"response {key!r}", limit)))
