@@ -1,11 +1,12 @@
-"""taskstore as the task store of an MCP server written with the official Python SDK.
+"""taskstore as the task store of an MCP server written with the official Python SDK 1.x
+(first-generation tasks, MCP 2025-11-25).
 
-    from taskstore.mcp import TaskstoreTaskStore
+    from taskstore.mcp import TaskstoreTaskStore   # or: from taskstore.mcp.sdk1 import …
 
     server.experimental.enable_tasks(store=TaskstoreTaskStore())
 
 :class:`TaskstoreTaskStore` implements ``mcp.shared.experimental.tasks.store.TaskStore`` (SDK
-1.23 to 1.x, the ``taskstore[mcp]`` extra) with the behaviour of the SDK's own
+1.23 to 1.x, the ``taskstore[mcp1]`` extra) with the behaviour of the SDK's own
 ``InMemoryTaskStore`` wherever taskstore can give it; docs/mcp.md lists every place where the
 two differ and how this adapter bridges it.
 """
@@ -23,8 +24,8 @@ try:
     from mcp.types import Task as McpTask
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "taskstore.mcp needs the MCP Python SDK with its experimental tasks API: "
-        "pip install 'taskstore[mcp]'"
+        "taskstore.mcp.TaskstoreTaskStore needs the MCP Python SDK 1.x with its experimental "
+        "tasks API: pip install 'taskstore[mcp1]' (the SDK 2.x has taskstore.mcp.tasks instead)"
     ) from e
 
 from redis.asyncio import ConnectionPool as AsyncConnectionPool
