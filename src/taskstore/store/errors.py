@@ -13,6 +13,7 @@ from typing import ClassVar
 __all__ = [
     "InvalidArgument",
     "InvalidTransition",
+    "LeaseHeld",
     "LimitExceeded",
     "NotReady",
     "TaskError",
@@ -115,6 +116,17 @@ class TaskExists(TaskError):
     def __init__(self, task_id: str, what: str = "task already exists") -> None:
         self.task_id = task_id
         super().__init__(f"{what}: {task_id}")
+
+
+class LeaseHeld(TaskError):
+    """TASK.LEASE of a task another worker holds a live lease on."""
+
+    code = "LEASED"
+    mcp_code = -32603
+
+    def __init__(self, task_id: str, remaining_ms: int) -> None:
+        self.task_id = task_id
+        super().__init__(f"task {task_id} is leased by another worker for {remaining_ms} ms")
 
 
 class InvalidArgument(TaskError):

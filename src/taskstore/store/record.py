@@ -23,7 +23,16 @@ class Interaction:
     keep insertion order, which is the order requests were asked and answered in.
     """
 
-    __slots__ = ("answers", "cancel_requested_at_ms", "error", "input_bytes", "issued", "requests")
+    __slots__ = (
+        "answers",
+        "cancel_requested_at_ms",
+        "error",
+        "input_bytes",
+        "issued",
+        "lease_expires_at_ms",
+        "lease_holder",
+        "requests",
+    )
 
     def __init__(self) -> None:
         self.requests: dict[str, bytes] = {}  # outstanding: key -> {"method","params"} JSON
@@ -32,6 +41,8 @@ class Interaction:
         self.error: bytes | None = None  # the JSON-RPC error object of TASK.FAIL
         self.cancel_requested_at_ms: int | None = None
         self.input_bytes = 0  # outstanding requests + answers, held to max_input_bytes
+        self.lease_holder: str | None = None  # the worker running the task (TASK.LEASE)
+        self.lease_expires_at_ms: int | None = None
 
 
 def json_object(items: dict[str, bytes]) -> bytes:

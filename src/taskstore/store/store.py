@@ -52,6 +52,7 @@ from taskstore.store.cursor import CursorCodec
 from taskstore.store.errors import (
     InvalidArgument,
     InvalidTransition,
+    LeaseHeld,
     LimitExceeded,
     NotReady,
     TaskExists,
@@ -87,6 +88,8 @@ _SHARD_CACHE_MAX = 65_536
 _MAX_ID_LEN = 256
 
 _COMPLETIONS = (TaskStatus.COMPLETED, TaskStatus.FAILED)
+#: Longest lease one TASK.LEASE grants (a worker renews well before it runs out).
+MAX_LEASE_MS = 86_400_000
 
 
 def _new_task_id() -> str:
@@ -115,11 +118,12 @@ def check_task_id(task_id: str) -> None:
         )
 
 
-def check_input_key(key: str) -> None:
-    """Input request keys follow the task id rule: 1-256 printable ASCII, no space."""
+def check_input_key(key: str, what: str = "input request key") -> None:
+    """Input request keys (and worker names) follow the task id rule: 1-256 printable ASCII,
+    no space."""
     if not (0 < len(key) <= _MAX_ID_LEN and key.isascii() and key.isprintable()) or " " in key:
         raise InvalidArgument(
-            "invalid input request key: must be 1-256 printable ASCII characters (0x21-0x7e)"
+            f"invalid {what}: must be 1-256 printable ASCII characters (0x21-0x7e)"
         )
 
 
@@ -189,6 +193,10 @@ class TaskStore:
         self._created_total = 0
         self._evicted_total = 0
         self._sweep_next = 0
+        # worker leases (TASK.LEASE): a heap of (expires_at, sequence, record), stale entries
+        # skipped when popped
+        self._leases: list[tuple[int, int, TaskRecord]] = []
+        self._lease_seq = 0
 
     # ------------------------------------------------------------------ configuration
 
@@ -751,10 +759,10 @@ class TaskStore:
         """Accept answers to outstanding input requests; returns how many were accepted.
 
         Answers for keys that are not outstanding (never asked, already answered, malformed)
-        are ignored, as the 2026-07-28 ``tasks/update`` requires; so are all answers to a terminal or
-        expired task (0). Each response must be a JSON object, or nothing changes. When no
-        request remains outstanding, an ``input_required`` task returns to ``working`` in the
-        same step (the status message is cleared, as with every status change).
+        are ignored, as the 2026-07-28 ``tasks/update`` requires; so are all answers to a
+        terminal or expired task (0). Each response must be a JSON object, or nothing changes.
+        When no request remains outstanding, an ``input_required`` task returns to ``working``
+        in the same step (the status message is cleared, as with every status change).
         """
         if not answers:
             raise InvalidArgument("TASK.ANSWER needs at least one key and response")
@@ -844,6 +852,77 @@ class TaskStore:
             self._notify("cancel_requested", record)
         return record
 
+    def lease(self, owner: str, task_id: str, holder: str, ms: int) -> int:
+        """Take or renew a worker's lease on a task; ``ms`` 0 releases it. Returns the ms
+        granted (0: released, or the task is terminal and needs no worker).
+
+        A lease that runs out before its holder renews it fails the task (a worker that died
+        must not leave it ``working`` for ever): status ``failed`` with the JSON-RPC error
+        ``{"code":-32603,"message":"worker lost: lease expired"}``, at the next sweep tick.
+        Another holder's live lease is ``LEASED``. Taking or renewing changes nothing a
+        client sees: no ``lastUpdatedAt``, no notification.
+        """
+        check_input_key(holder, "worker")
+        if not 0 <= ms <= MAX_LEASE_MS:
+            raise InvalidArgument(f"lease must be between 0 and {MAX_LEASE_MS} ms")
+        now = self.now_ms()
+        record = self._find_mutable(owner, task_id, now)
+        interaction = record.interaction
+        if record.status.is_terminal:
+            if interaction is not None:
+                interaction.lease_holder = interaction.lease_expires_at_ms = None
+            return 0
+        if interaction is not None:
+            held_until = interaction.lease_expires_at_ms
+            if (
+                interaction.lease_holder not in (None, holder)
+                and held_until is not None
+                and held_until > now
+            ):
+                raise LeaseHeld(task_id, held_until - now)
+        interaction = self._interaction(record)
+        if ms == 0:
+            interaction.lease_holder = interaction.lease_expires_at_ms = None
+            return 0
+        interaction.lease_holder = holder
+        interaction.lease_expires_at_ms = until = now + ms
+        self._lease_seq += 1
+        heapq.heappush(self._leases, (until, self._lease_seq, record))
+        return ms
+
+    def _expire_leases(self, now: int, budget: int) -> None:
+        """Fail the tasks whose worker lease ran out (stale heap entries are skipped)."""
+        leases = self._leases
+        while leases and leases[0][0] <= now and budget > 0:
+            until, _, record = heapq.heappop(leases)
+            interaction = record.interaction
+            if (
+                interaction is None
+                or interaction.lease_expires_at_ms != until
+                or record.status.is_terminal
+                or record.is_expired(now)
+                or self._shard(record.owner).owners.get(record.owner) is None
+                or self._shard(record.owner).owners[record.owner].tasks.get(record.task_id)
+                is not record
+            ):
+                continue  # renewed, released, finished, expired or removed since
+            budget -= 1
+            holder = interaction.lease_holder
+            interaction.lease_holder = interaction.lease_expires_at_ms = None
+            interaction.error = dumps_compact(
+                {
+                    "code": -32603,
+                    "message": "worker lost: lease expired",
+                    "data": {"worker": holder},
+                }
+            )
+            self._set_status(record, TaskStatus.FAILED)
+            record.status_message = "worker lost"
+            record.last_updated_at_ms = now
+            record.changed()
+            if self._listeners:
+                self._notify("failed", record)
+
     def delete(self, owner: str, task_id: str) -> bool:
         """Remove a task (expired or not); False when the owner has no such task."""
         try:
@@ -879,6 +958,9 @@ class TaskStore:
         if max_evictions <= 0:
             return 0
         now = self.now_ms()
+        leases = self._leases
+        if leases and leases[0][0] <= now:
+            self._expire_leases(now, max_evictions)
         retention = self._cfg.expired_retention_ms
         shards = self._shards
         start = self._sweep_next
@@ -910,6 +992,7 @@ class TaskStore:
         """Drop every task (FLUSHALL). No events are sent; lifetime totals are kept."""
         self._shards = [_Shard() for _ in range(self._cfg.shards)]
         self._shard_cache.clear()
+        self._leases.clear()
         self._total = 0
         self._by_status = dict.fromkeys(TaskStatus, 0)
 

@@ -620,7 +620,30 @@ def task_inspect(conn: Connection, args: list[bytes]) -> Any:
         if interaction is None or interaction.cancel_requested_at_ms is None
         else format_ms(interaction.cancel_requested_at_ms),
         "expires_at": None if record.expires_at_ms is None else format_ms(record.expires_at_ms),
+        "lease_holder": interaction.lease_holder if interaction is not None else None,
+        "lease_expires_at": None
+        if interaction is None or interaction.lease_expires_at_ms is None
+        else format_ms(interaction.lease_expires_at_ms),
     }
+
+
+@command(
+    "task.lease",
+    -4,
+    flags=("write", "fast"),
+    group=_GROUP,
+    summary="Takes or renews a worker's lease on a task (0 releases it); a lease that runs out "
+    "fails the task.",
+    since="0.2.0",
+    arguments=(Arg("id"), Arg("worker"), Arg("ms", "integer"), _OWNER_ARG),
+    categories=("write", "fast"),
+)
+def task_lease(conn: Connection, args: list[bytes]) -> Any:
+    owner = _owner_only(conn, args, 4)
+    raw = args[3]
+    if not raw.isdigit():
+        raise InvalidArgument("lease must be a whole number of ms")
+    return conn.server.store.lease(owner, _text(args[1]), _text(args[2]), int(raw))
 
 
 @command(
