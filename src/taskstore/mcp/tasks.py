@@ -208,11 +208,13 @@ class TasksExtension(Extension):
         ``tool_options`` (title, description, annotations, meta, structured_output …) are
         ``MCPServer.add_tool``'s."""
 
+        options = dict(tool_options)
+        meta = options.pop("meta", None)
+
         def register(fn: _F) -> _F:
             tool_name = name or fn.__name__
-            meta = tool_options.pop("meta", None)
             self._bindings.append(
-                ToolBinding(fn=fn, meta=meta, kwargs={"name": tool_name, **tool_options})
+                ToolBinding(fn=fn, meta=meta, kwargs={"name": tool_name, **options})
             )
             self._task_tools.add(tool_name)
             return fn
