@@ -629,3 +629,19 @@ def test_mcp_adapter_keeps_the_first_generation(make_server: Callable[..., Any])
             assert await store.get_result("m-1") == result
 
     asyncio.run(main())
+
+
+def test_lease_take_renew_and_another_worker_refused(make_server: Any) -> None:
+    from taskstore.client import LeaseHeld, TaskClient
+
+    srv = make_server(mcp_version="2026-07-28")
+    with TaskClient(srv.url, version="2026-07-28") as c:
+        task = c.create("tools/call")
+        assert c.lease(task.task_id, "w1", 5000) == 5000
+        assert c.lease(task.task_id, "w1", 5000) == 5000
+        with pytest.raises(LeaseHeld) as e:
+            c.lease(task.task_id, "w2", 5000)
+        assert e.value.task_id == task.task_id and 0 < (e.value.remaining_ms or 0) <= 5000
+        assert e.value.mcp_code == -32603
+        assert c.lease(task.task_id, "w1", 0) == 0
+        assert c.inspect(task.task_id).task.status == "working"

@@ -231,6 +231,10 @@ def fail_args(
     return with_owner(args, owner)
 
 
+def lease_args(task_id: str, worker: str, ms: int, owner: str | None) -> Args:
+    return with_owner(["TASK.LEASE", task_id, worker, ms], owner)
+
+
 def request_cancel_args(task_id: str, message: str | None, owner: str | None) -> Args:
     args: Args = ["TASK.CANCEL", task_id, "REQUEST"]
     if message is not None:

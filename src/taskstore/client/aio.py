@@ -342,6 +342,14 @@ class AsyncTaskClient:
         args = cmd.request_cancel_args(task_id, message, self._owner(owner))
         return await self._call(args, cmd.parse_task)
 
+    async def lease(self, task_id: str, worker: str, ms: int, *, owner: str | None = None) -> int:
+        """TASK.LEASE: take or renew this worker's lease on a task (``ms`` 0 releases it);
+        returns the ms granted (0: released, or the task is terminal). Renew well before it
+        runs out: a lease that runs out fails the task (``worker lost``). Another worker's
+        live lease: :class:`LeaseHeld`."""
+        args = cmd.lease_args(task_id, worker, ms, self._owner(owner))
+        return await self._call(args, cmd.parse_int)
+
     async def inspect(self, task_id: str, *, owner: str | None = None) -> TaskInspection:
         """TASK.INSPECT: the whole record as a :class:`TaskInspection`."""
         return await self._call(cmd.inspect_args(task_id, self._owner(owner)), cmd.parse_inspection)

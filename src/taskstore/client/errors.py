@@ -44,6 +44,7 @@ __all__ = [
     "InternalError",
     "InvalidArgument",
     "InvalidTransition",
+    "LeaseHeld",
     "LimitExceeded",
     "NotReady",
     "PermissionDenied",
@@ -170,6 +171,23 @@ class TooLarge(TaskError):
     code = "TOOLARGE"
 
 
+_LEASED = re.compile(r"task (.+) is leased by another worker for (\d+) ms\Z", re.S)
+
+
+class LeaseHeld(TaskError):
+    """``LEASED``: TASK.LEASE of a task another worker holds a live lease on (MCP: internal
+    error). ``task_id`` and ``remaining_ms`` come from the text."""
+
+    code = "LEASED"
+    mcp_code = INTERNAL_ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.remaining_ms: int | None = None
+        if m := _LEASED.match(self.detail):
+            self.task_id, self.remaining_ms = m.group(1), int(m.group(2))
+
+
 class LimitExceeded(TaskError):
     """``LIMIT``: the owner already holds ``max_tasks_per_owner`` tasks (MCP: internal error)."""
 
@@ -229,6 +247,7 @@ _BY_CODE: dict[str, type[TaskError]] = {
         TooLarge,
         LimitExceeded,
         TaskExists,
+        LeaseHeld,
         AuthenticationRequired,
         PermissionDenied,
         WrongPassword,

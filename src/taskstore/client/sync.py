@@ -363,6 +363,13 @@ class TaskClient:
         args = cmd.request_cancel_args(task_id, message, self._owner(owner))
         return self._call(args, cmd.parse_task)
 
+    def lease(self, task_id: str, worker: str, ms: int, *, owner: str | None = None) -> int:
+        """TASK.LEASE: take or renew this worker's lease on a task (``ms`` 0 releases it);
+        returns the ms granted (0: released, or the task is terminal). Renew well before it
+        runs out: a lease that runs out fails the task (``worker lost``). Another worker's
+        live lease: :class:`LeaseHeld`."""
+        return self._call(cmd.lease_args(task_id, worker, ms, self._owner(owner)), cmd.parse_int)
+
     def inspect(self, task_id: str, *, owner: str | None = None) -> TaskInspection:
         """TASK.INSPECT: the whole record (variables, requests, issued keys, answers, error,
         cancellation request, expiry) as a :class:`TaskInspection`."""
