@@ -10,6 +10,10 @@ Serves Streamable HTTP at ``http://127.0.0.1:<port>/mcp`` with three task-capabl
   result text ``hello <name>``.
 - ``fail_with(code, message)``: raises that JSON-RPC error (a task ends ``failed`` with it).
 
+``--lease-ms`` is the lease this process holds on the tasks it runs (TasksExtension's
+``lease_ms``, default 10000): if the process dies, they end ``failed`` (``worker lost``) within
+that plus one sweep tick of the taskstore server.
+
 Prints one line when it listens (``--port 0`` picks a free port; the line names it) and runs
 until interrupted.
 """
@@ -27,7 +31,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, Field
 
 from taskstore.client import default_url
-from taskstore.mcp.tasks import TasksExtension
+from taskstore.mcp.tasks import DEFAULT_LEASE_MS, MAX_LEASE_MS, MIN_LEASE_MS, TasksExtension
 
 __all__ = ["NameForm", "build_server", "main"]
 
@@ -68,14 +72,15 @@ def build_server(taskstore_url: str | None = None, **extension_options: object) 
     )
 
 
-async def serve(host: str, port: int, taskstore_url: str) -> None:
+async def serve(host: str, port: int, taskstore_url: str, lease_ms: int = DEFAULT_LEASE_MS) -> None:
     import uvicorn
 
-    server = build_server(taskstore_url)
+    server = build_server(taskstore_url, lease_ms=lease_ms)
     app = server.streamable_http_app(streamable_http_path="/mcp", host=host)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(128)
     sock.setblocking(False)
@@ -112,10 +117,19 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help=f"taskstore URL (default: $TASKSTORE_URL, else {default_url()})",
     )
+    parser.add_argument(
+        "--lease-ms",
+        type=int,
+        default=DEFAULT_LEASE_MS,
+        help="lease on each running task, renewed every third of it: a dead process's tasks "
+        f"end failed within this plus one taskstore sweep tick (default {DEFAULT_LEASE_MS})",
+    )
     args = parser.parse_args(argv)
+    if not MIN_LEASE_MS <= args.lease_ms <= MAX_LEASE_MS:
+        parser.error(f"--lease-ms must be between {MIN_LEASE_MS} and {MAX_LEASE_MS}")
     url = args.taskstore or os.environ.get("TASKSTORE_URL") or default_url()
     try:
-        asyncio.run(serve(args.host, args.port, url))
+        asyncio.run(serve(args.host, args.port, url, args.lease_ms))
     except KeyboardInterrupt:
         pass
     except OSError as e:

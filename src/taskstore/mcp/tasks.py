@@ -26,7 +26,12 @@ input requests of the task (TASK.ASK): the task goes ``input_required``, the cli
 with ``tasks/update``, and the tool's ``await`` returns the answer (TASK.ANSWERS … BLOCK).
 ``ctx.report_progress(..., message=...)`` sets the task's status message. A cancellation
 request (``tasks/cancel``, from any replica) cancels the tool's asyncio task and ends the task
-``cancelled``. docs/mcp.md ("MCP SDK 2.x: the tasks extension") has the details.
+``cancelled``.
+
+The process running a task holds a lease on it (TASK.LEASE, ``lease_ms``, renewed every third of
+it): if that process dies, taskstore ends the task ``failed`` (``worker lost: lease expired``)
+within ``lease_ms`` plus one sweep tick of the taskstore server. docs/mcp.md ("MCP SDK 2.x: the
+tasks extension") has the details.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import os
+import secrets
+import socket
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
@@ -71,6 +79,7 @@ from taskstore.client import (
     MCP_2026_07_28,
     AsyncTaskClient,
     InvalidTransition,
+    LeaseHeld,
     TaskError,
     TaskExpired,
     TaskNotFound,
@@ -83,6 +92,7 @@ __all__ = [
     "GetTaskParams",
     "TasksExtension",
     "UpdateTaskParams",
+    "new_worker_id",
     "principal_owner",
 ]
 
@@ -92,6 +102,12 @@ logger = logging.getLogger(__name__)
 EXTENSION_ID: Final = "io.modelcontextprotocol/tasks"
 #: How long one blocking TASK.WAIT / TASK.ANSWERS of a worker lasts before it looks again (ms).
 DEFAULT_WAIT_CHUNK_MS: Final = 2_000
+#: A running task's lease (ms): a dead process's task ends ``failed`` within this plus one
+#: sweep tick of the taskstore server (``1000/hz`` ms, 100 ms by default).
+DEFAULT_LEASE_MS: Final = 10_000
+#: TASK.LEASE's bounds: at least this much (renewed every third of it), at most a day.
+MIN_LEASE_MS: Final = 30
+MAX_LEASE_MS: Final = 86_400_000
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 OwnerOf = Callable[[ServerRequestContext[Any, Any]], str | None]
@@ -118,6 +134,12 @@ class UpdateTaskParams(GetTaskParams):
     """``tasks/update`` params: ``{taskId, inputResponses}``, each response a JSON object."""
 
     input_responses: dict[str, dict[str, Any]] = Field(alias="inputResponses")
+
+
+def new_worker_id() -> str:
+    """A fresh worker id: ``<hostname>-<pid>-<8 hex>`` (printable ASCII, no spaces)."""
+    host = "".join(c if 0x21 <= ord(c) <= 0x7E else "_" for c in socket.gethostname())[:200]
+    return f"{host or 'host'}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 # -- owners -----------------------------------------------------------------------------------
@@ -172,6 +194,14 @@ class TasksExtension(Extension):
     ``ttl`` / ``poll_interval``: of new tasks, in ms (None: the taskstore's defaults).
     ``wait_chunk_ms``: the longest single blocking wait of a worker (the most a cancellation
     request can go unseen if it lands between two of the worker's reads).
+
+    ``lease_ms``: the lease (TASK.LEASE) this process holds on each task it runs, taken before
+    the ``CreateTaskResult`` is sent, renewed every ``lease_ms / 3`` while the tool runs and
+    released when the worker has ended the task. If the process dies (or cannot reach
+    taskstore for that long), the task ends ``failed`` with ``{"code": -32603, "message":
+    "worker lost: lease expired", "data": {"worker": <worker_id>}}`` within ``lease_ms`` plus
+    one sweep tick of the taskstore server (100 ms by default). Between 30 and 86400000.
+    ``worker_id``: the lease holder's name (default: :func:`new_worker_id`, unique per extension).
     """
 
     identifier = EXTENSION_ID
@@ -185,10 +215,18 @@ class TasksExtension(Extension):
         ttl: int | None = None,
         poll_interval: int | None = None,
         wait_chunk_ms: int = DEFAULT_WAIT_CHUNK_MS,
+        lease_ms: int = DEFAULT_LEASE_MS,
+        worker_id: str | None = None,
         **client_options: Any,
     ) -> None:
         if isinstance(task_tools, str):
             raise TypeError("task_tools is a collection of tool names, not one string")
+        if isinstance(lease_ms, bool) or not isinstance(lease_ms, int):
+            raise TypeError("lease_ms is a whole number of milliseconds")
+        if not MIN_LEASE_MS <= lease_ms <= MAX_LEASE_MS:
+            raise ValueError(f"lease_ms must be between {MIN_LEASE_MS} and {MAX_LEASE_MS}")
+        self.lease_ms = lease_ms
+        self.worker_id = worker_id if worker_id is not None else new_worker_id()
         self.url = url
         self.ttl = ttl
         self.poll_interval = poll_interval
@@ -257,6 +295,14 @@ class TasksExtension(Extension):
                 "tools/call", ttl=self.ttl, poll_interval=self.poll_interval, owner=owner
             )
         except TaskError as e:
+            raise _as_mcp_error(e) from None
+        try:
+            # held before anyone learns of the task: a process that dies from here on leaves
+            # a task that ends failed (worker lost), never one working for ever
+            await client.lease(task.task_id, self.worker_id, self.lease_ms, owner=owner)
+        except TaskError as e:
+            with contextlib.suppress(TaskError):
+                await client.fail(task.task_id, _error_object(_as_mcp_error(e)), owner=owner)
             raise _as_mcp_error(e) from None
         # the task exists (a tasks/get for it resolves): run the tool, then answer
         worker = _Worker(self, client, task.task_id, owner, ctx, call_next)
@@ -419,6 +465,8 @@ class _Worker:
         self.ctx = self._task_context(ctx)
         #: set once the tool is done or is to stop: the worker's loops end
         self.stopping = False
+        #: set when another worker holds the task's lease: this one leaves the task alone
+        self.lease_lost = False
 
     def _task_context(self, ctx: ServerRequestContext[Any, Any]) -> ServerRequestContext[Any, Any]:
         """The request context the tool sees: the request's, with a session whose requests,
@@ -440,18 +488,30 @@ class _Worker:
     async def run(self) -> None:
         tool = asyncio.create_task(self._call_tool())
         watcher = asyncio.create_task(self._watch_cancellation())
+        renewer = asyncio.create_task(self._renew_lease())
         try:
-            await asyncio.wait({tool, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {tool, watcher, renewer}, return_when=asyncio.FIRST_COMPLETED
+            )
             self.stopping = True
-            await _stop(watcher)
-            await _stop(tool)
+            if tool not in done:  # cancellation requested, ended elsewhere, or lease lost
+                await _stop(tool)
+            # end the task first: the watcher's TASK.WAIT wakes on that change and returns by
+            # itself (stopping it before would cost a cancelled redis-py read)
             await self._finish(tool)
+            await _stop(watcher)
+            await _stop(renewer)
+            await self._release_lease()
         except asyncio.CancelledError:
+            # this process stops: the lease is kept (it runs out and the task ends failed,
+            # worker lost: nobody runs it any more)
             self.stopping = True
             tool.cancel()
             watcher.cancel()
+            renewer.cancel()
             raise
         except Exception:
+            renewer.cancel()
             logger.exception("task %s: the worker failed", self.task_id)
 
     async def _call_tool(self) -> HandlerResult:
@@ -459,6 +519,8 @@ class _Worker:
 
     async def _finish(self, tool: asyncio.Task[HandlerResult]) -> None:
         """End the task with what the tool did: a result, an error, or cancellation."""
+        if self.lease_lost:
+            return
         try:
             if not tool.done() or tool.cancelled():
                 await self.client.cancel(self.task_id, owner=self.owner)
@@ -496,6 +558,42 @@ class _Worker:
         except TooLarge as e:
             error = {"code": INTERNAL_ERROR, "message": f"the tool's result is too large: {e}"}
             await self.client.fail(self.task_id, error, owner=self.owner)
+
+    async def _renew_lease(self) -> None:
+        """Renew the lease every third of it while the tool runs; return when the lease is
+        gone for good (the task ended or another worker holds it): the tool stops."""
+        ext = self.ext
+        interval = ext.lease_ms / 3000
+        while not self.stopping:
+            await asyncio.sleep(interval)
+            if self.stopping:
+                return
+            try:
+                granted = await self.client.lease(
+                    self.task_id, ext.worker_id, ext.lease_ms, owner=self.owner
+                )
+            except LeaseHeld as e:
+                # ours ran out and another worker took the task: stop, leave the task to it
+                logger.warning("task %s: lease lost: %s", self.task_id, e)
+                self.lease_lost = True
+                return
+            except (TaskNotFound, TaskExpired):
+                return
+            except Exception as e:  # taskstore unreachable: try again (sooner)
+                logger.warning("task %s: lease not renewed: %s", self.task_id, e)
+                interval = min(interval, 0.1)
+                continue
+            if granted == 0:  # terminal: ended elsewhere (e.g. worker lost after a stall)
+                return
+            interval = ext.lease_ms / 3000
+
+    async def _release_lease(self) -> None:
+        if self.lease_lost:
+            return
+        try:
+            await self.client.lease(self.task_id, self.ext.worker_id, 0, owner=self.owner)
+        except (LeaseHeld, TaskNotFound, TaskExpired) as e:
+            logger.debug("task %s: lease not released: %s", self.task_id, e)
 
     async def _watch_cancellation(self) -> None:
         """Return once cancellation was requested or the task ended (or vanished) elsewhere."""
