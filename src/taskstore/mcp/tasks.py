@@ -442,7 +442,7 @@ async def _stop(task: asyncio.Task[Any]) -> None:
     task that is talking to taskstore."""
     while not task.done():
         task.cancel()
-        await asyncio.wait({task}, timeout=0.05)
+        await asyncio.wait({task}, timeout=0.005)
 
 
 class _Worker:
