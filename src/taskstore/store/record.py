@@ -12,6 +12,9 @@ from taskstore.store.timefmt import format_ms
 __all__ = ["Interaction", "TaskRecord", "json_object", "list_json", "list_json_v2"]
 
 _STATUS_PART = {status: f',"status":"{status.value}"' for status in TaskStatus}
+#: The keys of the ttl and the poll interval in each MCP generation's JSON.
+_V1_NAMES = ("ttl", "pollInterval")
+_V2_NAMES = ("ttlMs", "pollIntervalMs")
 
 
 class Interaction:
@@ -167,7 +170,9 @@ class TaskRecord:
             return head + b"}"
         return b"".join((head, b',"_meta":', meta, b"}"))
 
-    def _head(self, quote: Any) -> str:
+    def _head(self, quote: Any, names: tuple[str, str] = _V1_NAMES) -> str:
+        """Every member up to and including the poll interval; ``names`` are the generation's
+        keys for the ttl and the poll interval."""
         ttl = self.ttl_ms
         message = self.status_message
         status_part = _STATUS_PART[self.status]
@@ -182,8 +187,8 @@ class TaskRecord:
         return (
             f'{{"taskId":{quote(self.task_id)}{status_part}'
             f',"createdAt":"{created}","lastUpdatedAt":"{updated}"'
-            f',"ttl":{"null" if ttl is None else ttl}'
-            f',"pollInterval":{self.poll_interval_ms}'
+            f',"{names[0]}":{"null" if ttl is None else ttl}'
+            f',"{names[1]}":{self.poll_interval_ms}'
         )
 
     def changed(self) -> None:
@@ -217,9 +222,9 @@ class TaskRecord:
 
     def _encode_v2(self, *, detailed: bool) -> bytes:
         try:
-            head = self._head_v2(json_string).encode("utf-8")
+            head = self._head(json_string, _V2_NAMES).encode("utf-8")
         except UnicodeEncodeError:
-            head = self._head_v2(json_string_ascii).encode("ascii")
+            head = self._head(json_string_ascii, _V2_NAMES).encode("ascii")
         if not detailed:
             return head + b"}"
         status = self.status
@@ -237,25 +242,6 @@ class TaskRecord:
                 error = dumps_compact({"code": -32603, "message": message})
             return head + b',"error":' + error + b"}"
         return head + b"}"
-
-    def _head_v2(self, quote: Any) -> str:
-        ttl = self.ttl_ms
-        message = self.status_message
-        status_part = _STATUS_PART[self.status]
-        if message is not None:
-            status_part = f'{status_part},"statusMessage":{quote(message)}'
-        created = format_ms(self.created_at_ms)
-        updated = (
-            created
-            if self.last_updated_at_ms == self.created_at_ms
-            else format_ms(self.last_updated_at_ms)
-        )
-        return (
-            f'{{"taskId":{quote(self.task_id)}{status_part}'
-            f',"createdAt":"{created}","lastUpdatedAt":"{updated}"'
-            f',"ttlMs":{"null" if ttl is None else ttl}'
-            f',"pollIntervalMs":{self.poll_interval_ms}'
-        )
 
     def __repr__(self) -> str:
         return (
