@@ -475,6 +475,36 @@ def run_memory(ctx: Ctx, server: str) -> dict[str, Any]:
 PING = b"*1\r\n$4\r\nPING\r\n"
 
 
+def ping_every_ms(
+    probe: socket.socket, lat: list[float], go_on: Callable[[], bool]
+) -> tuple[int, str | None]:
+    """Send PING on ``probe`` every millisecond (one at a time) while ``go_on()``; append each
+    round trip's seconds to ``lat``; returns (replies other than +PONG, the first of them)."""
+    errors = 0
+    first: str | None = None
+    next_t = time.perf_counter()
+    while go_on():
+        t = time.perf_counter()
+        probe.sendall(PING)
+        buf = b""
+        while not buf.endswith(b"\r\n"):
+            chunk = probe.recv(64)
+            if not chunk:
+                raise ConnectionError("server closed the probe connection")
+            buf += chunk
+        lat.append(time.perf_counter() - t)
+        if buf != b"+PONG\r\n":
+            errors += 1
+            first = first or buf.decode(errors="replace").strip()
+        next_t += 0.001
+        delay = next_t - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            next_t = time.perf_counter()
+    return errors, first
+
+
 def _wait_dbsize_zero(srv: ServerProc, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -557,26 +587,12 @@ def run_expiry(ctx: Ctx, server: str) -> dict[str, Any]:
         poller.start()
         try:
             deadline = time.perf_counter() + p.expiry_timeout_s
-            next_t = time.perf_counter()
-            while not zero.is_set() and time.perf_counter() < deadline and poller.is_alive():
-                t = time.perf_counter()
-                probe.sendall(PING)
-                buf = b""
-                while not buf.endswith(b"\r\n"):
-                    chunk = probe.recv(64)
-                    if not chunk:
-                        raise ConnectionError("server closed the probe connection")
-                    buf += chunk
-                lat.append(time.perf_counter() - t)
-                if buf != b"+PONG\r\n":
-                    errors += 1
-                    first = first or buf.decode(errors="replace").strip()
-                next_t += 0.001
-                delay = next_t - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                else:
-                    next_t = time.perf_counter()
+            e, f = ping_every_ms(
+                probe,
+                lat,
+                lambda: not zero.is_set() and time.perf_counter() < deadline and poller.is_alive(),
+            )
+            errors, first = errors + e, first or f
         finally:
             probe.close()
             zero.set()
@@ -691,26 +707,8 @@ def run_live_load(ctx: Ctx, server: str) -> dict[str, Any]:
         loader.start()
         try:
             deadline = time.perf_counter() + p.live_window_s
-            next_t = time.perf_counter()
-            while time.perf_counter() < deadline:
-                t = time.perf_counter()
-                probe.sendall(PING)
-                buf = b""
-                while not buf.endswith(b"\r\n"):
-                    chunk = probe.recv(64)
-                    if not chunk:
-                        raise ConnectionError("server closed the probe connection")
-                    buf += chunk
-                lat.append(time.perf_counter() - t)
-                if buf != b"+PONG\r\n":
-                    errors += 1
-                    first = first or buf.decode(errors="replace").strip()
-                next_t += 0.001
-                delay = next_t - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                else:
-                    next_t = time.perf_counter()
+            e, f = ping_every_ms(probe, lat, lambda: time.perf_counter() < deadline)
+            errors, first = errors + e, first or f
         finally:
             probe.close()
             stop.set()
