@@ -404,3 +404,13 @@ def _until(predicate: Any, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         time.sleep(0.005)
+
+
+def test_fail_after_a_stored_result_reads_the_error_in_both_generations(c: V2Client) -> None:
+    c.call("TASK.CREATE", "tools/call", "ID", "fr")
+    c.call("TASK.SETRESULT", "fr", j({"content": [], "isError": False}))
+    error = {"code": -32000, "message": "boom"}
+    assert c.task("TASK.FAIL", "fr", j(error))["error"] == error
+    c.call("TASK.VERSION", V1)
+    assert json.loads(c.call("TASK.RESULT", "fr")) == {"error": error}
+    assert json.loads(c.call("TASK.RESULT", "fr", "ANY")) == {"error": error}

@@ -178,11 +178,9 @@ class Model:
         return doc
 
     def result_json(self) -> bytes | None:
-        if self.result is not None:
-            return self.result
-        if self.error is not None:
+        if self.error is not None:  # only TASK.FAIL sets it: the task failed with it
             return b'{"error":' + self.error + b"}"
-        return None
+        return self.result
 
     def wire(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"taskId": self.task_id, "status": self.status}

@@ -197,14 +197,13 @@ class TaskRecord:
         self._json_v2 = None
 
     def result_json(self) -> bytes | None:
-        """What first-generation TASK.RESULT answers: the stored result, else the JSON-RPC
-        error of a TASK.FAIL as ``{"error": …}``, else None."""
-        result = self.result
-        if result is None:
-            interaction = self.interaction
-            if interaction is not None and interaction.error is not None:
-                return b'{"error":' + interaction.error + b"}"
-        return result
+        """What first-generation TASK.RESULT answers: for a task failed by TASK.FAIL its
+        JSON-RPC error as ``{"error": …}`` (as the 2026-07-28 rendering shows it, even if a
+        result was stored before), else the stored result, else None."""
+        interaction = self.interaction
+        if interaction is not None and interaction.error is not None:
+            return b'{"error":' + interaction.error + b"}"
+        return self.result
 
     # -- the 2026-07-28 rendering (design.md §5b) -------------------------------------------
 

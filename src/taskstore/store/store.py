@@ -231,7 +231,9 @@ class TaskStore:
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(event, owner, record)`` after every successful change.
 
-        Events: created, updated, variables, result, completed, cancelled, deleted, evicted.
+        Events: created, updated, variables, result, completed, cancelled, deleted, evicted,
+        and for 2026-07-28 tasks asked, answered, failed (TASK.FAIL, or a lease that ran out),
+        cancel_requested.
         Listeners run synchronously after the change is committed and must not raise: an
         exception propagates to the caller of the operation that triggered it.
         """
@@ -685,7 +687,7 @@ class TaskStore:
             interaction = record.interaction = Interaction()
         return interaction
 
-    def _check_input_size(self, interaction: Interaction, size: int) -> None:
+    def _check_input_size(self, size: int) -> None:
         limit = self._cfg.max_input_bytes
         if size > limit:
             raise TooLarge(f"input requests and answers are {size} bytes (max {limit})")
@@ -737,9 +739,9 @@ class TaskStore:
             data = dumps_compact(request)
             size += len(key) + len(data)
             encoded.append((key, data))
-        interaction = self._interaction(record)
-        self._check_input_size(interaction, size)
+        self._check_input_size(size)
         # Every check has passed: from here on nothing can fail.
+        interaction = self._interaction(record)
         for key, data in encoded:
             interaction.requests[key] = data
             interaction.issued.add(key)
@@ -786,7 +788,7 @@ class TaskStore:
         size = interaction.input_bytes
         for key, data in accepted.items():
             size += len(data) - len(interaction.requests[key])
-        self._check_input_size(interaction, size)
+        self._check_input_size(size)
         for key, data in accepted.items():
             del interaction.requests[key]
             interaction.answers[key] = data
