@@ -266,6 +266,13 @@ class TaskStore:
         for listener in self._listeners:
             listener(event, record.owner, record)
 
+    def _commit(self, record: TaskRecord, now: int, event: str) -> None:
+        """A change is done: stamp ``lastUpdatedAt``, drop the cached JSON, tell listeners."""
+        record.last_updated_at_ms = now
+        record.changed()
+        if self._listeners:
+            self._notify(event, record)
+
     def _is_due(self, record: TaskRecord, now: int, retention: int) -> bool:
         ttl = record.ttl_ms
         return ttl is not None and now >= record.created_at_ms + ttl + retention
@@ -570,10 +577,7 @@ class TaskStore:
                 raise InvalidTransition(task_id, current.value, status.value)
             self._set_status(record, status)
         record.status_message = message if set_message else None
-        record.last_updated_at_ms = now
-        record.changed()
-        if self._listeners:
-            self._notify("updated", record)
+        self._commit(record, now, "updated")
         return record
 
     def set_variables(self, owner: str, task_id: str, variables_json: bytes | str) -> TaskRecord:
@@ -616,10 +620,7 @@ class TaskStore:
         now = self.now_ms()
         record = self._find_mutable(owner, task_id, now)
         record.result = parse_result(result_json, self._cfg.max_result_bytes)
-        record.last_updated_at_ms = now
-        record.changed()
-        if self._listeners:
-            self._notify("result", record)
+        self._commit(record, now, "result")
 
     def get_result(self, owner: str, task_id: str) -> bytes:
         """The stored result text; ``NotReady`` unless the task is terminal and has one."""
@@ -656,10 +657,7 @@ class TaskStore:
         self._set_status(record, status)
         record.result = result
         record.status_message = message
-        record.last_updated_at_ms = now
-        record.changed()
-        if self._listeners:
-            self._notify("completed", record)
+        self._commit(record, now, "completed")
         return record
 
     def cancel(self, owner: str, task_id: str, message: str | None) -> TaskRecord:
@@ -672,10 +670,7 @@ class TaskStore:
             raise InvalidTransition(task_id, record.status.value, TaskStatus.CANCELLED.value)
         self._set_status(record, TaskStatus.CANCELLED)
         record.status_message = message
-        record.last_updated_at_ms = now
-        record.changed()
-        if self._listeners:
-            self._notify("cancelled", record)
+        self._commit(record, now, "cancelled")
         return record
 
     # ------------------------------------------------------------ 2026-07-28 (design.md §5b)
@@ -751,10 +746,7 @@ class TaskStore:
             record.status_message = message
         elif message is not None:
             record.status_message = message
-        record.last_updated_at_ms = now
-        record.changed()
-        if self._listeners:
-            self._notify("asked", record)
+        self._commit(record, now, "asked")
         return record
 
     def answer(self, owner: str, task_id: str, answers: list[tuple[str, bytes | str]]) -> int:
@@ -796,10 +788,7 @@ class TaskStore:
         if not interaction.requests and record.status is TaskStatus.INPUT_REQUIRED:
             self._set_status(record, TaskStatus.WORKING)
             record.status_message = None
-        record.last_updated_at_ms = now
-        record.changed()
-        if self._listeners:
-            self._notify("answered", record)
+        self._commit(record, now, "answered")
         return len(accepted)
 
     def answers(self, owner: str, task_id: str) -> bytes:
@@ -827,10 +816,7 @@ class TaskStore:
         self._interaction(record).error = data
         self._set_status(record, TaskStatus.FAILED)
         record.status_message = message
-        record.last_updated_at_ms = now
-        record.changed()
-        if self._listeners:
-            self._notify("failed", record)
+        self._commit(record, now, "failed")
         return record
 
     def request_cancel(self, owner: str, task_id: str, message: str | None) -> TaskRecord:
@@ -848,10 +834,7 @@ class TaskStore:
         self._interaction(record).cancel_requested_at_ms = now
         if message is not None:
             record.status_message = message
-        record.last_updated_at_ms = now
-        record.changed()
-        if self._listeners:
-            self._notify("cancel_requested", record)
+        self._commit(record, now, "cancel_requested")
         return record
 
     def lease(self, owner: str, task_id: str, holder: str, ms: int) -> int:
@@ -920,10 +903,7 @@ class TaskStore:
             )
             self._set_status(record, TaskStatus.FAILED)
             record.status_message = "worker lost"
-            record.last_updated_at_ms = now
-            record.changed()
-            if self._listeners:
-                self._notify("failed", record)
+            self._commit(record, now, "failed")
 
     def delete(self, owner: str, task_id: str) -> bool:
         """Remove a task (expired or not); False when the owner has no such task."""

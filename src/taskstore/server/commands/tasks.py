@@ -83,6 +83,12 @@ def _task(conn: Connection, record: TaskRecord) -> bytes:
     return record.wire_json_v2() if conn.v2 else record.wire_json()
 
 
+def _message(opts: dict[bytes, bytes]) -> str | None:
+    """The MESSAGE option's text, if given."""
+    raw = opts.get(b"MESSAGE")
+    return None if raw is None else _utf8(raw, "MESSAGE")
+
+
 def _owner_only(conn: Connection, args: list[bytes], start: int) -> str:
     if len(args) == start:  # the hot path: no options at all
         return conn.task_owner()
@@ -186,15 +192,15 @@ def task_update(conn: Connection, args: list[bytes]) -> Any:
         status = parse_status(_text(args[2]))
         start = 3
     owner, opts = _options(conn, args, start, _MESSAGE_OPTS)
-    raw_message = opts.get(b"MESSAGE")
-    if status is None and raw_message is None:
+    set_message = b"MESSAGE" in opts
+    if status is None and not set_message:
         raise CommandError("ERR TASK.UPDATE needs a status, MESSAGE or both")
     record = conn.server.store.update_status(
         owner,
         _text(args[1]),
         status,
-        None if raw_message is None else _utf8(raw_message, "MESSAGE"),
-        set_message=raw_message is not None,
+        _message(opts),
+        set_message=set_message,
     )
     return _task(conn, record)
 
@@ -341,13 +347,12 @@ def task_wait(conn: Connection, args: list[bytes]) -> Any:
 )
 def task_complete(conn: Connection, args: list[bytes]) -> Any:
     owner, opts = _options(conn, args, 4, _MESSAGE_OPTS)
-    raw_message = opts.get(b"MESSAGE")
     record = conn.server.store.complete_with_result(
         owner,
         _text(args[1]),
         parse_status(_text(args[2])),
         args[3],
-        None if raw_message is None else _utf8(raw_message, "MESSAGE"),
+        _message(opts),
     )
     return _task(conn, record)
 
@@ -373,8 +378,7 @@ _CANCEL_FLAGS = frozenset({b"REQUEST"})
 )
 def task_cancel(conn: Connection, args: list[bytes]) -> Any:
     owner, opts = _options(conn, args, 2, _MESSAGE_OPTS, _CANCEL_FLAGS)
-    raw_message = opts.get(b"MESSAGE")
-    message = None if raw_message is None else _utf8(raw_message, "MESSAGE")
+    message = _message(opts)
     store = conn.server.store
     if b"REQUEST" in opts:
         return _task(conn, store.request_cancel(owner, _text(args[1]), message))
@@ -501,12 +505,11 @@ def _pairs(
 )
 def task_ask(conn: Connection, args: list[bytes]) -> Any:
     owner, pairs, opts = _pairs(conn, args, 2)
-    raw_message = opts.get(b"MESSAGE")
     record = conn.server.store.ask(
         owner,
         _text(args[1]),
         list(pairs),
-        None if raw_message is None else _utf8(raw_message, "MESSAGE"),
+        _message(opts),
     )
     return _task(conn, record)
 
@@ -581,12 +584,11 @@ def task_answers(conn: Connection, args: list[bytes]) -> Any:
 )
 def task_fail(conn: Connection, args: list[bytes]) -> Any:
     owner, opts = _options(conn, args, 3, _MESSAGE_OPTS)
-    raw_message = opts.get(b"MESSAGE")
     record = conn.server.store.fail(
         owner,
         _text(args[1]),
         args[2],
-        None if raw_message is None else _utf8(raw_message, "MESSAGE"),
+        _message(opts),
     )
     return _task(conn, record)
 
