@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from taskstore.server.aof import AppendOnlyFile, LoadReport
 from taskstore.server.blocking import Waiters
 from taskstore.server.config import LOG_LEVELS, STORE_SETTINGS, ConfigError, ServerConfig
 from taskstore.server.connection import Connection
@@ -62,6 +63,11 @@ class Server:
         #: where the garbage collector belongs to the host program.
         self.manage_gc = False
         self._port = 0
+        #: the append-only file (appendonly yes), open from start() to stop()
+        self.aof: AppendOnlyFile | None = None
+        self.load_report: LoadReport | None = None
+        #: the error write commands get while the append-only file cannot be written
+        self.writes_refused: str | None = None
 
     # -- lifecycle --------------------------------------------------------
 
@@ -70,6 +76,8 @@ class Server:
         self._stopped = asyncio.Event()
         cfg = self.config
         cfg.check_protected_mode()
+        if cfg.appendonly and self.aof is None:
+            self._load_aof()
         if self.manage_gc:
             self._freeze_gc()  # startup's objects (~40,000): a 7 ms collection, not under load
         port = cfg.port
@@ -87,6 +95,7 @@ class Server:
                     port = srv.sockets[0].getsockname()[1]
         except OSError as e:
             await self._close_listeners()
+            self._close_aof()
             if e.errno in (98, 48):  # EADDRINUSE on Linux / macOS
                 raise ConfigError(f"port {cfg.port} is already in use ({cfg.bind})") from None
             raise ConfigError(f"cannot listen on {cfg.bind}:{cfg.port}: {e.strerror}") from None
@@ -115,8 +124,44 @@ class Server:
         for conn in list(self.clients.values()):
             if conn.transport is not None:
                 conn.transport.abort()
+        self._close_aof()
         if self._stopped is not None:
             self._stopped.set()
+
+    def _load_aof(self) -> None:
+        """Load the append-only file before accepting anyone, then journal every change."""
+        cfg = self.config
+        aof = AppendOnlyFile(
+            cfg.dir,
+            cfg.appendfilename,
+            cfg.appendfsync,
+            load_truncated=cfg.aof_load_truncated,
+            rewrite_percentage=cfg.auto_aof_rewrite_percentage,
+            rewrite_min_size=cfg.auto_aof_rewrite_min_size,
+        )
+        report = self.load_report = aof.open(self.store)
+        aof.on_write_status = self._aof_write_status
+        self.aof = aof
+        self.hub.commit = aof.commit_pending
+        self.store.set_journal(aof)
+        log.info(
+            "DB loaded from append only file: %d tasks in %.3f seconds%s",
+            report.tasks,
+            report.seconds,
+            f" ({report.dropped} past retention evicted)" if report.dropped else "",
+        )
+
+    def _aof_write_status(self, error: str | None) -> None:
+        self.writes_refused = (
+            None if error is None else f"MISCONF Errors writing to the AOF file: {error}"
+        )
+
+    def _close_aof(self) -> None:
+        aof, self.aof = self.aof, None
+        if aof is not None:
+            self.store.set_journal(None)
+            self.hub.commit = None
+            aof.close()
 
     async def _close_listeners(self) -> None:
         for srv in self._servers:
@@ -185,6 +230,12 @@ class Server:
             self.hub.output_limit = cfg.pubsub_output_limit
         if "loglevel" in changed:
             log.setLevel(LOG_LEVELS[cfg.loglevel])
+        aof = self.aof
+        if aof is not None:
+            aof.fsync = cfg.appendfsync  # the everysec thread only acts in that mode
+            aof.load_truncated = cfg.aof_load_truncated
+            aof.rewrite_percentage = cfg.auto_aof_rewrite_percentage
+            aof.rewrite_min_size = cfg.auto_aof_rewrite_min_size
 
     # -- background work --------------------------------------------------
 
@@ -195,6 +246,12 @@ class Server:
             await asyncio.sleep(1 / self.config.hz)
             if self.manage_gc:
                 self._freeze_gc()
+            aof = self.aof
+            if aof is not None:
+                aof.retry()
+                if aof.should_rewrite():
+                    log.info("Starting automatic rewriting of AOF on %d bytes", aof.size)
+                    aof.start_rewrite(store)
             deadline = time.perf_counter() + SWEEP_BUDGET_S
             while True:
                 evicted = store.sweep(SWEEP_BATCH)

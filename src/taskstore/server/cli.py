@@ -117,6 +117,14 @@ async def _serve(cfg: ServerConfig, loop_name: str) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _on_signal, server, sig)
     anon = "on" if cfg.anonymous else "off"
+    report = server.load_report
+    if report is not None:
+        dropped = f", {report.dropped} past retention evicted" if report.dropped else ""
+        print(
+            f"DB loaded from append only file {server.aof.path if server.aof else ''}: "
+            f"{report.tasks} tasks in {report.seconds:.3f} seconds{dropped}",
+            flush=True,
+        )
     print(
         f"taskstore {__version__} ready on {cfg.bind}:{server.port} "
         f"(pid {os.getpid()}, {loop_name}, anonymous access {anon})",

@@ -68,7 +68,7 @@ def parse_bool(name: str, value: Any) -> bool:
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # int | memory | bool | str | loglevel | bind
+    kind: str  # int | memory | bool | optbool | str | loglevel | bind | fsync | filename | ...
     default: Any
     runtime: bool  # CONFIG SET may change it
     help: str
@@ -108,6 +108,16 @@ class Setting:
             text = str(value).lower()
             if text not in ("auto", "asyncio", "uvloop"):
                 raise ConfigError(f"{self.name}: expected auto, asyncio or uvloop, got {value!r}")
+            return text
+        if self.kind == "fsync":
+            text = str(value).lower()
+            if text not in ("always", "everysec", "no"):
+                raise ConfigError(f"{self.name}: expected always, everysec or no, got {value!r}")
+            return text
+        if self.kind == "filename":
+            text = str(value)
+            if not text or "/" in text or text in (".", ".."):
+                raise ConfigError(f"{self.name}: must be a file name, not a path, got {value!r}")
             return text
         if self.kind == "bind":
             hosts = str(value).split()
@@ -186,6 +196,31 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting(
             "event_loop", "loop", "auto", False, "auto (uvloop when installed), asyncio or uvloop"
+        ),
+        Setting("appendonly", "bool", False, False, "keep every task in an append-only file"),
+        Setting("dir", "str", ".", False, "directory of the append-only file"),
+        Setting("appendfilename", "filename", "taskstore.aof", False, "append-only file name"),
+        Setting("appendfsync", "fsync", "everysec", True, "always, everysec or no"),
+        Setting(
+            "aof_load_truncated",
+            "bool",
+            True,
+            True,
+            "start from a file whose last entry is torn, cutting it off (no: refuse)",
+        ),
+        Setting(
+            "auto_aof_rewrite_percentage",
+            "int",
+            100,
+            True,
+            "rewrite when the file grew this much over its size after the last rewrite (0 = off)",
+        ),
+        Setting(
+            "auto_aof_rewrite_min_size",
+            "memory",
+            64 * 1024 * 1024,
+            True,
+            "no automatic rewrite below this file size",
         ),
         *[
             Setting(

@@ -321,6 +321,7 @@ class Connection(asyncio.Protocol):
                     and self.authenticated
                     and not cmd.admin
                     and not self.restricted
+                    and (server.writes_refused is None or not cmd.write)
                 ):
                     self.last_cmd = cmd.name
                     try:
@@ -364,6 +365,14 @@ class Connection(asyncio.Protocol):
         self.out = None
         transport = self.transport
         if transport is None:
+            return
+        aof = self.server.aof
+        if aof is not None and aof.buffer and not aof.commit():
+            # The changes these replies acknowledge are not in the file: no reply may claim
+            # them. The client sees the connection drop; later writes get MISCONF.
+            self.closing = True
+            self.forget()
+            transport.abort()
             return
         if out:
             transport.write(b"".join(out))
@@ -431,6 +440,9 @@ class Connection(asyncio.Protocol):
     def call(self, cmd: Command, args: list[bytes]) -> Any:
         """Run a known, arity-checked command; errors become error replies."""
         self.last_cmd = cmd.name
+        refused = self.server.writes_refused
+        if refused is not None and cmd.write:
+            return self.error_reply(CommandError(refused))
         try:
             if cmd.admin and not self.is_admin:
                 self.require_admin(cmd.name)

@@ -9,6 +9,7 @@ leaks another owner's tasks. Clients cannot PUBLISH to ``tasks:*``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from taskstore.protocol import Push, encode
@@ -42,6 +43,8 @@ class Hub:
         self.channels: dict[bytes, set[Connection]] = {}
         self.patterns: dict[bytes, set[Connection]] = {}
         self.output_limit = output_limit  # bytes of unsent messages before a client is cut
+        #: with an append-only file: writes pending entries before a message leaves
+        self.commit: Callable[[], bool] | None = None
 
     # -- subscriptions ------------------------------------------------------
 
@@ -145,6 +148,8 @@ class Hub:
         transport = conn.transport
         if transport is None:
             return
+        if self.commit is not None and not self.commit():
+            return  # the change is not in the append-only file: nobody may see it
         transport.write(data)
         if transport.get_write_buffer_size() > self.output_limit:
             log.warning(

@@ -41,11 +41,12 @@ from __future__ import annotations
 
 import builtins
 import heapq
+import itertools
 import os
 import sys
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 from taskstore.store.config import MAX_SAFE_INT, SecurityConfig, StoreConfig, config_items
 from taskstore.store.cursor import CursorCodec
@@ -61,6 +62,7 @@ from taskstore.store.errors import (
     TooLarge,
 )
 from taskstore.store.index import SeqIndex
+from taskstore.store.journal import Journal
 from taskstore.store.jsonutil import (
     check_variable_values,
     dumps_compact,
@@ -102,6 +104,10 @@ def _new_task_id() -> str:
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _seq_key(record: TaskRecord) -> int:
+    return record.seq
 
 
 def _is_int(value: object) -> bool:
@@ -197,6 +203,7 @@ class TaskStore:
         # skipped when popped
         self._leases: list[tuple[int, int, TaskRecord]] = []
         self._lease_seq = 0
+        self._journal: Journal | None = None
 
     # ------------------------------------------------------------------ configuration
 
@@ -242,6 +249,11 @@ class TaskStore:
     def remove_listener(self, listener: Listener) -> None:
         self._listeners.remove(listener)
 
+    def set_journal(self, journal: Journal | None) -> None:
+        """Tell ``journal`` the effect of every change from now on (persistence); it runs
+        before listeners and must not raise."""
+        self._journal = journal
+
     def now_ms(self) -> int:
         """Store time: the clock, clamped so it never goes backwards."""
         now = self._clock()
@@ -270,6 +282,8 @@ class TaskStore:
         """A change is done: stamp ``lastUpdatedAt``, drop the cached JSON, tell listeners."""
         record.last_updated_at_ms = now
         record.changed()
+        if self._journal is not None:
+            self._journal.changed(record)
         if self._listeners:
             self._notify(event, record)
 
@@ -304,6 +318,8 @@ class TaskStore:
             del shard.owners[entry.name]
         self._total -= 1
         self._by_status[record.status] -= 1
+        if self._journal is not None:
+            self._journal.removed(record)
         if record.ttl_ms is not None and not popped:
             shard.dead += 1
             if shard.dead > _WHEEL_COMPACT_FLOOR and shard.dead * 2 > shard.size:
@@ -375,6 +391,7 @@ class TaskStore:
             owners = shard.owners
             by_status = self._by_status
             listeners = self._listeners
+            journal = self._journal
             waiting = False
             keep: builtins.list[TaskRecord] = []  # full passes: not-due records, in order
             while bucket and (budget is None or evicted < budget):
@@ -392,6 +409,8 @@ class TaskStore:
                     by_status[record.status] -= 1
                     self._evicted_total += 1
                     evicted += 1
+                    if journal is not None:
+                        journal.removed(record)
                     for listener in listeners:
                         listener("evicted", record.owner, record)
                     continue
@@ -530,6 +549,8 @@ class TaskStore:
         self._total += 1
         self._by_status[TaskStatus.WORKING] += 1
         self._created_total += 1
+        if self._journal is not None:
+            self._journal.changed(record)
         if self._listeners:
             self._notify("created", record)
         return record
@@ -607,6 +628,8 @@ class TaskStore:
         # The size check already encoded the variables; reuse it for the wire form.
         record.changed()
         record._json = record._encode(encoded if merged else None)
+        if self._journal is not None:
+            self._journal.changed(record)
         if self._listeners:
             self._notify("variables", record)
         return record
@@ -854,8 +877,10 @@ class TaskStore:
         record = self._find_mutable(owner, task_id, now)
         interaction = record.interaction
         if record.status.is_terminal:
-            if interaction is not None:
+            if interaction is not None and interaction.lease_holder is not None:
                 interaction.lease_holder = interaction.lease_expires_at_ms = None
+                if self._journal is not None:
+                    self._journal.changed(record)
             return 0
         if interaction is not None:
             held_until = interaction.lease_expires_at_ms
@@ -867,12 +892,17 @@ class TaskStore:
                 raise LeaseHeld(task_id, held_until - now)
         interaction = self._interaction(record)
         if ms == 0:
-            interaction.lease_holder = interaction.lease_expires_at_ms = None
+            if interaction.lease_holder is not None:
+                interaction.lease_holder = interaction.lease_expires_at_ms = None
+                if self._journal is not None:
+                    self._journal.changed(record)
             return 0
         interaction.lease_holder = holder
         interaction.lease_expires_at_ms = until = now + ms
         self._lease_seq += 1
         heapq.heappush(self._leases, (until, self._lease_seq, record))
+        if self._journal is not None:
+            self._journal.changed(record)
         return ms
 
     def _expire_leases(self, now: int, budget: int) -> None:
@@ -957,6 +987,86 @@ class TaskStore:
                 break
         return evicted
 
+    # ------------------------------------------------------------------ persistence
+
+    def restore(self, records: Iterable[TaskRecord]) -> tuple[int, int]:
+        """Load records (a persistence log's final states) into an empty store; returns
+        (loaded, dropped). Records past retention at this moment are dropped, as the sweep
+        would have evicted them had the server kept running; the rest keep their ids,
+        timestamps and creation sequence, so TASK.LIST order is what it was. Nothing is
+        journaled or notified.
+        """
+        if self._total:
+            raise ValueError("restore needs an empty store")
+        now = self.now_ms()
+        retention = self._cfg.expired_retention_ms
+        by_owner: dict[str, builtins.list[TaskRecord]] = {}
+        dropped = 0
+        for record in records:
+            if self._is_due(record, now, retention):
+                dropped += 1
+                continue
+            group = by_owner.get(record.owner)
+            if group is None:
+                by_owner[record.owner] = [record]
+            else:
+                group.append(record)
+        by_status = self._by_status
+        top = self._seq
+        loaded = 0
+        for owner, group in by_owner.items():
+            if any(a.seq >= b.seq for a, b in itertools.pairwise(group)):
+                group.sort(key=_seq_key)  # a rewrite's snapshot, then its tail
+            shard = self._shard(owner)
+            entry = shard.owners.get(owner)
+            if entry is None:
+                entry = shard.owners[owner] = _Owner(owner)
+            tasks = entry.tasks
+            append = entry.index.append
+            for record in group:
+                record.owner = entry.name  # one shared string per owner
+                tasks[record.task_id] = record
+                append(record)
+                ttl = record.ttl_ms
+                if ttl is not None:
+                    expires = record.created_at_ms + ttl
+                    shard.add(record, expires)
+                    if entry.next_expiry is None or expires < entry.next_expiry:
+                        entry.next_expiry = expires
+                by_status[record.status] += 1
+                interaction = record.interaction
+                if interaction is not None and interaction.lease_expires_at_ms is not None:
+                    self._lease_seq += 1
+                    heapq.heappush(
+                        self._leases,
+                        (interaction.lease_expires_at_ms, self._lease_seq, record),
+                    )
+            if group[-1].seq > top:
+                top = group[-1].seq
+            loaded += len(group)
+        self._seq = top
+        self._total = loaded
+        return loaded, dropped
+
+    def live_records(self) -> Iterator[TaskRecord]:
+        """Every record not past retention, one owner after another (an owner's in creation
+        order), for a log rewrite that runs in slices between other work.
+
+        The store may change between two items: an owner's records are taken when the walk
+        reaches it, so a record removed later may still be yielded and one created later
+        may be missed; the caller logs the changes made meanwhile after the snapshot.
+        """
+        retention = self._cfg.expired_retention_ms
+        for shard in builtins.list(self._shards):
+            for name in builtins.list(shard.owners):
+                entry = shard.owners.get(name)
+                if entry is None:
+                    continue
+                now = self.now_ms()
+                for record in builtins.list(entry.tasks.values()):
+                    if not self._is_due(record, now, retention):
+                        yield record
+
     def count(self, owner: str | None) -> int:
         """DBSIZE: an owner's tasks (exact), or every record held (may include tasks past
         retention that the sweep has not reclaimed yet, like Redis's DBSIZE with expired keys).
@@ -977,6 +1087,8 @@ class TaskStore:
         self._leases.clear()
         self._total = 0
         self._by_status = dict.fromkeys(TaskStatus, 0)
+        if self._journal is not None:
+            self._journal.cleared()
 
     def stats(self) -> dict[str, int]:
         """Counters for INFO's tasks section.

@@ -91,6 +91,10 @@ class Command:
 
     def __post_init__(self) -> None:
         self.set_arity(self.arity)
+        self.write = "write" in self.flags
+
+    # changes tasks: refused while the append-only file cannot be written (MISCONF)
+    write: bool = field(init=False, default=False)
 
     def set_arity(self, arity: int) -> None:
         self.arity = arity

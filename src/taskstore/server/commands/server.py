@@ -1,4 +1,4 @@
-"""Server commands: INFO, COMMAND, CONFIG, DBSIZE, FLUSHALL/FLUSHDB, SHUTDOWN."""
+"""Server commands: INFO, COMMAND, CONFIG, DBSIZE, FLUSHALL/FLUSHDB, BGREWRITEAOF, SHUTDOWN."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from taskstore import __version__
-from taskstore.protocol import OK, Raw, Verbatim
+from taskstore.protocol import OK, Raw, SimpleString, Verbatim
 from taskstore.server.commands.base import (
     TABLE,
     Arg,
@@ -26,6 +26,7 @@ from taskstore.server.config import SETTINGS, ConfigError
 from taskstore.server.glob import glob_match
 
 if TYPE_CHECKING:
+    from taskstore.server.app import Server
     from taskstore.server.connection import Connection
 
 NO_REPLY = Raw(b"")
@@ -115,16 +116,7 @@ def info_sections(conn: Connection) -> dict[str, list[tuple[str, Any]]]:
             ("maxmemory_policy", "noeviction"),
             ("mem_allocator", "pymalloc"),
         ],
-        "persistence": [
-            ("loading", 0),
-            ("async_loading", 0),
-            ("rdb_changes_since_last_save", 0),
-            ("rdb_bgsave_in_progress", 0),
-            ("rdb_last_save_time", int(server.started_at)),
-            ("rdb_last_bgsave_status", "ok"),
-            ("aof_enabled", 0),
-            ("aof_rewrite_in_progress", 0),
-        ],
+        "persistence": _persistence(server),
         "stats": [
             ("total_connections_received", stats["total_connections_received"]),
             ("total_commands_processed", server.commands_processed),
@@ -157,6 +149,58 @@ def info_sections(conn: Connection) -> dict[str, list[tuple[str, Any]]]:
         "tasks": [(f"tasks_{k}" if k != "tasks" else k, v) for k, v in store_stats.items()],
         "keyspace": [("db0", f"keys={tasks},expires={tasks},avg_ttl=0")] if tasks else [],
     }
+
+
+def _persistence(server: Server) -> list[tuple[str, Any]]:
+    """Redis's field names; there are no RDB snapshots, only the append-only file."""
+    fields: list[tuple[str, Any]] = [
+        ("loading", 0),
+        ("async_loading", 0),
+        ("rdb_changes_since_last_save", 0),
+        ("rdb_bgsave_in_progress", 0),
+        ("rdb_last_save_time", int(server.started_at)),
+        ("rdb_last_bgsave_status", "ok"),
+        ("aof_enabled", int(server.aof is not None)),
+    ]
+    aof = server.aof
+    if aof is None:
+        fields += [
+            ("aof_rewrite_in_progress", 0),
+            ("aof_rewrite_scheduled", 0),
+            ("aof_last_rewrite_time_sec", -1),
+            ("aof_current_rewrite_time_sec", -1),
+            ("aof_last_bgrewrite_status", "ok"),
+            ("aof_rewrites", 0),
+            ("aof_last_write_status", "ok"),
+        ]
+    else:
+        fields += aof.info()
+    report = server.load_report
+    if report is not None:
+        fields += [
+            ("loading_loaded_tasks", report.tasks),
+            ("loading_time_sec", f"{report.seconds:.3f}"),
+        ]
+    return fields
+
+
+@command(
+    "bgrewriteaof",
+    1,
+    flags=("admin", "noscript", "no_async_loading"),
+    group="server",
+    summary="Rewrites the append-only file to the live tasks, in the background.",
+    admin=True,
+    categories=("admin", "slow", "dangerous"),
+)
+def bgrewriteaof(conn: Connection, args: list[bytes]) -> Any:
+    server = conn.server
+    aof = server.aof
+    if aof is None:
+        raise CommandError("ERR the append only file is off (appendonly no)")
+    if not aof.start_rewrite(server.store):
+        raise CommandError("ERR Background append only file rewriting already in progress")
+    return SimpleString("Background append only file rewriting started")
 
 
 def render_info(conn: Connection, names: list[str]) -> str:
