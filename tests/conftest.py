@@ -61,6 +61,8 @@ def make_server() -> Iterator[Callable[..., Server]]:
 class Proc:
     proc: subprocess.Popen[str]
     port: int
+    #: what the server printed before its "ready on" line (e.g. the AOF load line)
+    startup: tuple[str, ...] = ()
 
     @property
     def pid(self) -> int:
@@ -95,8 +97,13 @@ def spawn_server() -> Iterator[Callable[..., Proc]]:
         p = Proc(proc, port)
         procs.append(p)
         assert proc.stdout is not None
+        before: list[str] = []
         line = proc.stdout.readline()
-        assert "ready on" in line, line + (proc.stderr.read() if proc.stderr else "")
+        while line and "ready on" not in line:
+            before.append(line)
+            line = proc.stdout.readline()
+        assert "ready on" in line, "".join(before) + (proc.stderr.read() if proc.stderr else "")
+        p.startup = tuple(before)
         return p
 
     yield spawn

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import marshal
 import os
 import re
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from taskstore.store import (
     TooLarge,
     list_json_v2,
 )
+from taskstore.store.journal import record_from_state, record_state
 
 LONG = os.environ.get("TASKSTORE_LONG") == "1"
 # The long run exceeds the suite's default per-test timeout.
@@ -66,6 +68,34 @@ DEFAULT_TTL = 60_000
 LIST_MAX = 5
 
 TERMINAL = {"completed", "failed", "cancelled"}
+
+
+class MemoryJournal:
+    """What a persistence log receives, kept in memory: each state copied at the moment of
+    the change (through ``marshal``, as the append-only file writes it)."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[Any, ...]] = []
+
+    def changed(self, record: TaskRecord) -> None:
+        self.entries.append(("set", marshal.loads(marshal.dumps(record_state(record), 4))))
+
+    def removed(self, record: TaskRecord) -> None:
+        self.entries.append(("remove", record.owner, record.task_id))
+
+    def cleared(self) -> None:
+        self.entries.append(("clear",))
+
+    def replay(self) -> list[TaskRecord]:
+        states: dict[tuple[str, str], Any] = {}
+        for entry in self.entries:
+            if entry[0] == "set":
+                states[(entry[1][0], entry[1][1])] = entry[1]
+            elif entry[0] == "remove":
+                states.pop((entry[1], entry[2]), None)
+            else:
+                states.clear()
+        return [record_from_state(state) for state in states.values()]
 # The error class behind each reply code: a failure must raise exactly this class.
 ERROR_CLASSES: dict[str, type[TaskError]] = {
     "NOTFOUND": TaskNotFound,
@@ -392,6 +422,9 @@ class StoreMachine(RuleBasedStateMachine):
             max_input_bytes=max_input,
         )
         self.store = TaskStore(config, SecurityConfig(), clock=lambda: self.now)
+        self.config = config
+        self.journal = MemoryJournal()
+        self.store.set_journal(self.journal)
         self.store.add_listener(
             lambda event, owner, record: self.events.append((event, owner, record.task_id))
         )
@@ -1144,6 +1177,25 @@ class StoreMachine(RuleBasedStateMachine):
                 assert i.error == model.error
                 assert i.cancel_requested_at_ms == model.cancel_at
                 assert i.input_bytes == model.input_bytes
+
+    @invariant()
+    def journal_replays_to_the_same_store(self) -> None:
+        """A store rebuilt from the journal alone (what a restart loads) holds every live
+        record with the same state, and lists every owner's tasks in the same order."""
+        restored = TaskStore(self.config, SecurityConfig(), clock=lambda: self.now)
+        restored.restore(self.journal.replay())
+        live = {(r.owner, r.task_id): record_state(r) for r in self.store.live_records()}
+        again = {(r.owner, r.task_id): record_state(r) for r in restored.live_records()}
+        assert again == live
+        for owner in OWNERS:
+            assert [r.task_id for r in restored.list(owner, limit=LIST_MAX)[0]] == [
+                r.task_id for r in self.store.list(owner, limit=LIST_MAX)[0]
+            ]
+            for task_id in live:
+                if task_id[0] == owner:
+                    assert restored.get(owner, task_id[1]).wire_json_v2() == (
+                        self.store.get(owner, task_id[1]).wire_json_v2()
+                    )
 
     @invariant()
     def totals_are_consistent(self) -> None:
