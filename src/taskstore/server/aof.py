@@ -21,7 +21,6 @@ import asyncio
 import errno
 import logging
 import marshal
-import mmap
 import os
 import struct
 import threading
@@ -160,6 +159,7 @@ class AppendOnlyFile:
         self.rewrite_percentage = rewrite_percentage
         self.rewrite_min_size = rewrite_min_size
         self.buffer = bytearray()  # entries not handed to the kernel yet
+        self.appended = 0  # entries ever appended: tells a connection whether it added any
         self.tail: bytearray | None = None  # entries since a running rewrite began
         self.fd = -1
         self.size = 0  # bytes in the file (written)
@@ -191,6 +191,7 @@ class AppendOnlyFile:
 
     def _append(self, data: bytes) -> None:
         self.buffer += data
+        self.appended += 1
         if self.tail is not None:
             self.tail += data
 
@@ -237,14 +238,12 @@ class AppendOnlyFile:
                 self._sync_dir_and(fd)
                 return LoadReport(0, 0, 0, 0.0, None)
             raise AofError(f"{path} is not a taskstore append only file (bad header)")
-        with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mapped:
-            view = memoryview(mapped)
-            try:
-                if view[: len(HEADER)] != HEADER:
-                    raise AofError(f"{path} is not a taskstore append only file (bad header)")
-                states, entries, torn = replay(view, path)
-            finally:
-                view.release()
+        # One read (freed right after): entries are parsed from slices of it without copies.
+        data = _read_all(fd, size)
+        if data[: len(HEADER)] != HEADER:
+            raise AofError(f"{path} is not a taskstore append only file (bad header)")
+        states, entries, torn = replay(memoryview(data), path)
+        del data
         if torn is not None:
             if not self.load_truncated:
                 raise AofError(
@@ -296,8 +295,9 @@ class AppendOnlyFile:
         return True
 
     def commit_pending(self) -> bool:
-        """:meth:`commit` if anything is buffered; True when nothing is pending."""
-        return not self.buffer or self.commit()
+        """True when nothing is left unwritten: :meth:`commit` if anything is buffered,
+        unless writing is failing already (then the sweep tick retries, see :meth:`retry`)."""
+        return not self.buffer or (self.write_error is None and self.commit())
 
     def _write(self) -> bool:
         buffer = self.buffer
@@ -465,6 +465,18 @@ class AppendOnlyFile:
             ("aof_pending_rewrite", 0),
             ("aof_buffer_length", len(self.buffer)),
         ]
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks = []
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, min(size - offset, 1 << 30), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _write_all(fd: int, data: bytes | bytearray) -> None:

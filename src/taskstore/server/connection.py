@@ -41,6 +41,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "account",
         "addr",
+        "aof_mark",
         "authenticated",
         "blocked",
         "channels",
@@ -111,6 +112,7 @@ class Connection(asyncio.Protocol):
         # the replies being built while this connection runs commands (pub/sub messages
         # for it are added there, in order), None otherwise
         self.out: list[bytes] | None = None
+        self.aof_mark = 0  # the append-only file's entry count when run() began
         self.no_evict = False
         self.no_touch = False
         # fairness: time spent running this client's commands in the current 10 ms window,
@@ -296,6 +298,9 @@ class Connection(asyncio.Protocol):
         server = self.server
         lookup = TABLE.get
         self.out = out
+        aof = server.aof
+        if aof is not None:
+            self.aof_mark = aof.appended  # flush() commits what these commands append
         started = time.perf_counter()
         while not self.closing:
             if self.pending is not None:
@@ -367,8 +372,13 @@ class Connection(asyncio.Protocol):
         if transport is None:
             return
         aof = self.server.aof
-        if aof is not None and aof.buffer and not aof.commit():
-            # The changes these replies acknowledge are not in the file: no reply may claim
+        if (
+            aof is not None
+            and aof.buffer
+            and not aof.commit_pending()
+            and aof.appended != self.aof_mark
+        ):
+            # Changes these replies acknowledge are not in the file: no reply may claim
             # them. The client sees the connection drop; later writes get MISCONF.
             self.closing = True
             self.forget()
