@@ -96,6 +96,8 @@ class MemoryJournal:
             else:
                 states.clear()
         return [record_from_state(state) for state in states.values()]
+
+
 # The error class behind each reply code: a failure must raise exactly this class.
 ERROR_CLASSES: dict[str, type[TaskError]] = {
     "NOTFOUND": TaskNotFound,
