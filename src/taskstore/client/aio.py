@@ -7,10 +7,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeVar, cast
 
 from redis import RedisError, ResponseError
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis, RedisCluster
 
 from taskstore.client import _commands as cmd
 from taskstore.client._commands import TTL
+from taskstore.client._functions import (
+    AsyncFunctionsBackend,
+    OwnerTag,
+    check_library,
+    config_arg,
+    config_dict,
+    generation,
+    is_taskstore,
+    missing_library,
+)
 from taskstore.client._version import (
     DEFAULT_VERSION,
     accept_version_error,
@@ -20,6 +30,7 @@ from taskstore.client._version import (
 )
 from taskstore.client.errors import translate
 from taskstore.client.task import McpVersion, Task, TaskInspection, TaskPage, TaskStatus
+from taskstore.store.config import StoreConfig
 
 __all__ = ["AsyncTaskClient"]
 
@@ -82,12 +93,64 @@ class AsyncTaskClient:
                 single = self._redis.connection
                 self._pin_single = single is not None and any(c is single for c in stale)
         self._execute = cast(Callable[..., Awaitable[Any]], self._redis.execute_command)
+        self._functions: AsyncFunctionsBackend | None = None
         self.owner = owner
+
+    @classmethod
+    async def from_url(
+        cls,
+        url: str | None = None,
+        *,
+        owner: str | None = None,
+        version: McpVersion | None = DEFAULT_VERSION,
+        config: StoreConfig | None = None,
+        **redis_options: Any,
+    ) -> AsyncTaskClient:
+        """A client for taskstore, or for Redis / Valkey with the taskstore Functions library
+        (standalone or cluster), told apart on connect; the asyncio twin of
+        :meth:`TaskClient.from_url` (same arguments, behaviour and errors)."""
+        url = url or cmd.default_url()
+        check_version(version)
+        from_url = cast(Callable[..., Redis], Redis.from_url)
+        probe = from_url(url, **redis_options)
+        server: Redis | RedisCluster = probe
+        try:
+            info = await probe.info("server")
+            if is_taskstore(info):
+                await probe.aclose()
+                return cls(url, owner=owner, version=version, **redis_options)
+            if str(info.get("redis_mode", "")) == "cluster":
+                await probe.aclose()
+                server = RedisCluster.from_url(url, **redis_options)
+            try:
+                check_library(await server.fcall("ts_version", 0), url)
+            except ResponseError as e:
+                missing = missing_library(e, url)
+                if missing is None:
+                    raise
+                raise missing from None
+        except BaseException:
+            await probe.aclose()
+            if server is not probe:
+                await server.aclose()
+            raise
+        client = cls(redis=cast(Redis, server), owner=owner, version=None)
+        client._owns = True
+        client._version = version
+        backend = AsyncFunctionsBackend(server, generation(version), config_arg(config), owner)
+        client._functions = backend
+        client._execute = backend.execute
+        return client
 
     @property
     def redis(self) -> Redis:
-        """The underlying redis-py client."""
+        """The underlying redis-py client (a ``RedisCluster`` on a Redis Cluster)."""
         return self._redis
+
+    @property
+    def backend(self) -> Literal["taskstore", "functions"]:
+        """``"functions"`` when this client speaks to Redis/Valkey's taskstore library."""
+        return "taskstore" if self._functions is None else "functions"
 
     @property
     def mcp_version(self) -> McpVersion | None:
@@ -118,7 +181,10 @@ class AsyncTaskClient:
         await self.aclose()
 
     def _owner(self, owner: str | None) -> str | None:
-        return self.owner if owner is None else owner
+        chosen = self.owner if owner is None else owner
+        if self._functions is not None and chosen is not None:
+            return OwnerTag(chosen)  # the key prefix's owner, not an OWNER option
+        return chosen
 
     async def _call(self, args: cmd.Args, parse: Callable[[Any], T]) -> T:
         try:
@@ -276,7 +342,10 @@ class AsyncTaskClient:
         return await self._call(cmd.cleanup_args(self._owner(owner)), cmd.parse_int)
 
     async def config(self, *, owner: str | None = None) -> dict[str, Any]:
-        """TASK.CONFIG: the server's effective store settings."""
+        """TASK.CONFIG: the server's effective store settings (on Redis: the limits this
+        client passes to the functions)."""
+        if self._functions is not None:
+            return config_dict(self._functions.config)
         return await self._call(cmd.config_args(self._owner(owner)), cmd.parse_config)
 
     async def all_tasks(self, *, owner: str | None = None) -> builtins.list[Task]:

@@ -45,6 +45,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidTransition",
     "LeaseHeld",
+    "LibraryNotLoaded",
     "LimitExceeded",
     "NotReady",
     "PermissionDenied",
@@ -235,6 +236,13 @@ class Unblocked(IdentityError):
     """``UNBLOCKED``: a blocking TASK.RESULT / TASK.WAIT ended by ``CLIENT UNBLOCK … ERROR``."""
 
     code = "UNBLOCKED"
+
+
+class LibraryNotLoaded(RuntimeError):
+    """``from_url()`` reached Redis or Valkey without the taskstore Functions library, or with
+    another version of it than this client's: the text names the command that loads it
+    (``python -m taskstore.functions load <redis-url>``). Not an error reply of a task
+    command, so not a :class:`TaskError`."""
 
 
 _BY_CODE: dict[str, type[TaskError]] = {

@@ -7,10 +7,20 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, TypeVar, cast
 
-from redis import ConnectionPool, Redis, RedisError, ResponseError
+from redis import ConnectionPool, Redis, RedisCluster, RedisError, ResponseError
 
 from taskstore.client import _commands as cmd
 from taskstore.client._commands import TTL
+from taskstore.client._functions import (
+    OwnerTag,
+    SyncFunctionsBackend,
+    check_library,
+    config_arg,
+    config_dict,
+    generation,
+    is_taskstore,
+    missing_library,
+)
 from taskstore.client._version import (
     DEFAULT_VERSION,
     accept_version_error,
@@ -20,6 +30,7 @@ from taskstore.client._version import (
 )
 from taskstore.client.errors import translate
 from taskstore.client.task import McpVersion, Task, TaskInspection, TaskPage, TaskStatus
+from taskstore.store.config import StoreConfig
 
 __all__ = ["TaskClient"]
 
@@ -88,12 +99,72 @@ class TaskClient:
                 single = self._redis.connection
                 self._pin_single = single is not None and any(c is single for c in stale)
         self._execute: Callable[..., Any] = self._redis.execute_command
+        self._functions: SyncFunctionsBackend | None = None
         self.owner = owner
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str | None = None,
+        *,
+        owner: str | None = None,
+        version: McpVersion | None = DEFAULT_VERSION,
+        config: StoreConfig | None = None,
+        **redis_options: Any,
+    ) -> TaskClient:
+        """A client for taskstore, or for Redis / Valkey with the taskstore Functions library
+        (standalone or cluster), told apart on connect by ``INFO server``
+        (``taskstore_version``); the methods, return types and exceptions are the same.
+
+        On taskstore this is ``TaskClient(url, owner=owner, version=version, …)``. On Redis
+        the owner is ``owner`` (``"local"`` when None; the Redis user's ACL must allow the
+        keys ``ts:{<owner>}:*``), ``config`` the store limits the functions enforce (the
+        :class:`~taskstore.store.config.StoreConfig` defaults when None), and ``version``
+        the generation tasks are rendered in (None: 2026-07-28, taskstore's default).
+        :class:`~taskstore.client.errors.LibraryNotLoaded` when the library is missing or
+        another version, naming the command that loads it. See docs/production.md.
+        """
+        url = url or cmd.default_url()
+        check_version(version)
+        probe = Redis.from_url(url, **redis_options)
+        server: Redis | RedisCluster = probe
+        try:
+            info = probe.info("server")
+            if is_taskstore(info):
+                probe.close()
+                return cls(url, owner=owner, version=version, **redis_options)
+            if str(info.get("redis_mode", "")) == "cluster":
+                probe.close()
+                server = RedisCluster.from_url(url, **redis_options)
+            try:
+                check_library(server.fcall("ts_version", 0), url)
+            except ResponseError as e:
+                missing = missing_library(e, url)
+                if missing is None:
+                    raise
+                raise missing from None
+        except BaseException:
+            probe.close()
+            if server is not probe:
+                server.close()
+            raise
+        client = cls(redis=cast(Redis, server), owner=owner, version=None)
+        client._owns = True
+        client._version = version
+        backend = SyncFunctionsBackend(server, generation(version), config_arg(config), owner)
+        client._functions = backend
+        client._execute = backend.execute
+        return client
 
     @property
     def redis(self) -> Redis:
-        """The underlying redis-py client."""
+        """The underlying redis-py client (a ``RedisCluster`` on a Redis Cluster)."""
         return self._redis
+
+    @property
+    def backend(self) -> Literal["taskstore", "functions"]:
+        """``"functions"`` when this client speaks to Redis/Valkey's taskstore library."""
+        return "taskstore" if self._functions is None else "functions"
 
     @property
     def mcp_version(self) -> McpVersion | None:
@@ -125,7 +196,10 @@ class TaskClient:
         self.close()
 
     def _owner(self, owner: str | None) -> str | None:
-        return self.owner if owner is None else owner
+        chosen = self.owner if owner is None else owner
+        if self._functions is not None and chosen is not None:
+            return OwnerTag(chosen)  # the key prefix's owner, not an OWNER option
+        return chosen
 
     def _call(self, args: cmd.Args, parse: Callable[[Any], T]) -> T:
         try:
@@ -276,7 +350,10 @@ class TaskClient:
         return self._call(cmd.cleanup_args(self._owner(owner)), cmd.parse_int)
 
     def config(self, *, owner: str | None = None) -> dict[str, Any]:
-        """TASK.CONFIG: the server's effective store settings."""
+        """TASK.CONFIG: the server's effective store settings (on Redis: the limits this
+        client passes to the functions)."""
+        if self._functions is not None:
+            return config_dict(self._functions.config)
         return self._call(cmd.config_args(self._owner(owner)), cmd.parse_config)
 
     def all_tasks(self, *, owner: str | None = None) -> builtins.list[Task]:
