@@ -707,3 +707,72 @@ def test_a_failing_write_acknowledges_nothing_and_refuses_writes(tmp_path: Path)
         for tid in [*acked, "later"]:
             assert json.loads(r.execute_command("TASK.GET", tid))["taskId"] == tid
         r.close()
+
+
+# -- scale ------------------------------------------------------------------------------
+
+
+def _ping_gaps(port: int, stop: Any) -> list[float]:
+    """PING every millisecond until ``stop`` is set; each reply's latency in ms."""
+    import socket
+
+    latencies: list[float] = []
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        while not stop.is_set():
+            started = time.perf_counter()
+            sock.sendall(b"PING\r\n")
+            assert sock.recv(64) == b"+PONG\r\n"
+            latencies.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.001)
+    return latencies
+
+
+def test_restart_with_a_million_tasks(tmp_path: Path, clis: list[Cli]) -> None:
+    """Load time and RSS after loading 1,000,000 tasks (1,200,000 entries: one in ten also
+    has variables, one in ten a result), then a rewrite of all of them while a client PINGs
+    every millisecond (printed: timed figures are not asserted here)."""
+    import threading
+
+    tasks = 1_000_000
+    gen = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).parent.parent / "aofgen.py"),
+            str(tmp_path),
+            str(tasks),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    cli = start(clis, tmp_path)
+    line = next(line for line in cli.startup if line.startswith("DB loaded"))
+    assert f": {tasks} tasks in " in line
+    seconds = float(line.split(" tasks in ")[1].split()[0])
+    with open(f"/proc/{cli.proc.pid}/status") as f:
+        rss = next(int(x.split()[1]) * 1024 for x in f if x.startswith("VmRSS"))
+    r = cli.client()
+    assert r.dbsize() == tasks
+    stop = threading.Event()
+    latencies: list[float] = []
+    probe = threading.Thread(target=lambda: latencies.extend(_ping_gaps(cli.port, stop)))
+    probe.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    r.execute_command("BGREWRITEAOF")
+    _wait_rewrite(r, timeout=300)
+    took = time.monotonic() - started
+    time.sleep(0.2)
+    stop.set()
+    probe.join()
+    size = (tmp_path / "taskstore.aof").stat().st_size
+    r.close()
+    cli.stop()
+    latencies.sort()
+    print(
+        f"\n{gen.stdout.strip()}: loaded {tasks} tasks in {seconds:.2f} s "
+        f"({tasks / seconds:,.0f} tasks/s), RSS after load {rss / 2**20:.0f} MiB; "
+        f"rewrite to {size:,} bytes in {took:.2f} s, PING every ms meanwhile: "
+        f"p50 {latencies[len(latencies) // 2]:.2f} ms, max {latencies[-1]:.2f} ms"
+    )
+    assert size < 161_000_000  # the history (creates, then updates) became one entry per task

@@ -78,20 +78,12 @@ def record_state(record: TaskRecord) -> tuple[Any, ...]:
     )
 
 
-def _check(condition: bool, what: str) -> None:
-    if not condition:
-        raise StateError(what)
-
-
-def _optional_int(value: Any) -> bool:
-    return value is None or (type(value) is int)
-
-
 def record_from_state(state: Any) -> TaskRecord:
     """Rebuild a record from :func:`record_state`'s tuple; ``StateError`` when the values
     could not have come from a record (a log that passed its checksum but was written by
     something else)."""
-    _check(type(state) is tuple and len(state) == 13, "not a task state")
+    if type(state) is not tuple or len(state) != 13:
+        raise StateError("not a task state")
     (
         owner,
         task_id,
@@ -107,13 +99,23 @@ def record_from_state(state: Any) -> TaskRecord:
         result,
         extra,
     ) = state
-    _check(type(owner) is str and type(task_id) is str and type(method) is str, "bad names")
-    _check(type(seq) is int and type(created) is int and type(updated) is int, "bad times")
-    _check(_optional_int(ttl) and type(poll) is int, "bad ttl or poll interval")
-    _check(status in _STATUSES, "bad status")
-    _check(message is None or type(message) is str, "bad status message")
-    _check(variables is None or type(variables) is dict, "bad variables")
-    _check(result is None or type(result) is bytes, "bad result")
+    # One expression: this runs once per task when a million are loaded.
+    if not (
+        type(owner) is str
+        and type(task_id) is str
+        and type(method) is str
+        and type(seq) is int
+        and type(created) is int
+        and type(updated) is int
+        and (ttl is None or type(ttl) is int)
+        and type(poll) is int
+        and status in _STATUSES
+        and (message is None or type(message) is str)
+        and (variables is None or type(variables) is dict)
+        and (result is None or type(result) is bytes)
+        and (extra is None or (type(extra) is tuple and len(extra) == 8))
+    ):
+        raise StateError("a field has the wrong type")
     record = TaskRecord(
         task_id,
         owner,
@@ -129,13 +131,18 @@ def record_from_state(state: Any) -> TaskRecord:
         result=result,
     )
     if extra is not None:
-        _check(type(extra) is tuple and len(extra) == 8, "bad interaction")
         requests, issued, answers, error, cancel_at, input_bytes, holder, lease_until = extra
-        _check(type(requests) is dict and type(answers) is dict, "bad input requests")
-        _check(type(issued) is list and type(input_bytes) is int, "bad input bookkeeping")
-        _check(error is None or type(error) is bytes, "bad error")
-        _check(_optional_int(cancel_at) and _optional_int(lease_until), "bad times")
-        _check(holder is None or type(holder) is str, "bad lease holder")
+        if not (
+            type(requests) is dict
+            and type(answers) is dict
+            and type(issued) is list
+            and type(input_bytes) is int
+            and (error is None or type(error) is bytes)
+            and (cancel_at is None or type(cancel_at) is int)
+            and (lease_until is None or type(lease_until) is int)
+            and (holder is None or type(holder) is str)
+        ):
+            raise StateError("an input or lease field has the wrong type")
         interaction = Interaction()
         interaction.requests = requests
         interaction.issued = set(issued)

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import builtins
 import heapq
-import itertools
 import os
 import sys
 import zlib
@@ -1015,7 +1014,8 @@ class TaskStore:
         top = self._seq
         loaded = 0
         for owner, group in by_owner.items():
-            if any(a.seq >= b.seq for a, b in itertools.pairwise(group)):
+            seqs = [record.seq for record in group]
+            if seqs != sorted(seqs):
                 group.sort(key=_seq_key)  # a rewrite's snapshot, then its tail
             shard = self._shard(owner)
             entry = shard.owners.get(owner)
