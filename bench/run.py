@@ -140,7 +140,7 @@ def preflight(servers: list[str], workloads: list[str]) -> list[str]:
         sys.exit("redis-benchmark not found: apt-get install redis-tools")
     usable = []
     for s in servers:
-        if s == "redis" and not shutil.which("redis-server"):
+        if s.startswith("redis") and not shutil.which("redis-server"):
             log("redis-server not found (apt-get install redis-server): skipping 'redis'")
             continue
         if s == "fakeredis":

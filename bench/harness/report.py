@@ -14,6 +14,10 @@ SHORT = {
     "taskstore-uvloop": "uvloop",
     "redis": "redis",
     "fakeredis": "fakeredis",
+    "taskstore-uvloop+aof-everysec": "uvloop AOF everysec",
+    "taskstore-uvloop+aof-always": "uvloop AOF always",
+    "redis+aof-everysec": "redis AOF everysec",
+    "redis+aof-always": "redis AOF always",
 }
 
 
@@ -228,6 +232,44 @@ def main_table(results: dict[str, Any]) -> str:
     return table(header, body)
 
 
+def persistence_table(results: dict[str, Any]) -> str:
+    """Each appendfsync mode against our cost without the file and Redis's with it."""
+    rows = _rows_by_key(results)
+    body = []
+    for (w, v, p), by_server in rows.items():
+        base = cpu(by_server.get("taskstore-uvloop"))
+        for mode in ("everysec", "always"):
+            ours = cpu(by_server.get(f"taskstore-uvloop+aof-{mode}"))
+            theirs = cpu(by_server.get(f"redis+aof-{mode}"))
+            if ours is None:
+                continue
+            body.append(
+                [
+                    label(w, v),
+                    str(p),
+                    mode,
+                    "" if base is None else f"{base:.2f}",
+                    f"{ours:.2f}",
+                    _r(ratio(ours, base)),
+                    "" if theirs is None else f"{theirs:.2f}",
+                    _r(ratio(ours, theirs)),
+                ]
+            )
+    return table(
+        [
+            "workload",
+            "-P",
+            "appendfsync",
+            "no AOF µs/op",
+            "AOF µs/op",
+            "÷ no AOF",
+            "redis AOF µs/op",
+            "÷ redis AOF",
+        ],
+        body,
+    )
+
+
 def commands_table(results: dict[str, Any]) -> str:
     seen: dict[tuple[str, str], dict[str, str]] = {}
     for row in results.get("throughput", []):
@@ -290,6 +332,16 @@ def render_markdown(results: dict[str, Any], png_name: str | None) -> str:
         out.append("")
         if png_name:
             out += [f"![server CPU per operation]({png_name})", ""]
+        if any("+aof-" in s for s in results["servers"]):
+            out += [
+                "### Append-only file",
+                "",
+                persistence_table(results),
+                "",
+                "Server CPU per operation with `appendonly yes` (a fresh file) against "
+                "taskstore-uvloop without it and redis-server with the same `appendfsync`.",
+                "",
+            ]
         out += ["### Commands", "", commands_table(results), ""]
         out += ["### Throughput and latency (redis-benchmark)", "", latency_table(results), ""]
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +26,11 @@ BENCH_DIR = Path(__file__).resolve().parent.parent
 ROOT = BENCH_DIR.parent
 SRC = ROOT / "src"
 
-SERVER_NAMES = ("taskstore-asyncio", "taskstore-uvloop", "redis", "fakeredis")
+#: "+aof-<appendfsync>": the same server with its append-only file on (a fresh temp dir)
+PERSISTENT = tuple(
+    f"{base}+aof-{mode}" for base in ("taskstore-uvloop", "redis") for mode in ("everysec", "always")
+)
+SERVER_NAMES = ("taskstore-asyncio", "taskstore-uvloop", "redis", "fakeredis", *PERSISTENT)
 
 _READY = re.compile(r"ready on (\S+):(\d+)")
 _LIVE: set[ServerProc] = set()
@@ -56,8 +62,17 @@ def is_taskstore(name: str) -> bool:
     return name.startswith("taskstore")
 
 
+_AOF_DIRS: list[str] = []
+
+
 def command(name: str, port: int, extra: tuple[str, ...] = ()) -> list[str]:
     """The command line that runs server `name` on `port` (0: taskstore/fakeredis pick one)."""
+    name, _, fsync = name.partition("+aof-")
+    if fsync:
+        directory = tempfile.mkdtemp(prefix="taskstore-bench-aof-")
+        _AOF_DIRS.append(directory)
+        # the same settings for both: Redis's names
+        extra = (*extra, "--appendonly", "yes", "--dir", directory, "--appendfsync", fsync)
     if is_taskstore(name):
         loop = name.split("-", 1)[1]
         return [
@@ -81,8 +96,7 @@ def command(name: str, port: int, extra: tuple[str, ...] = ()) -> list[str]:
             "127.0.0.1",
             "--save",
             "",
-            "--appendonly",
-            "no",
+            *(() if fsync else ("--appendonly", "no")),
             *extra,
         ]
     if name == "fakeredis":
@@ -154,7 +168,7 @@ class ServerProc:
 
     def start(self, timeout: float = 30.0) -> ServerProc:
         # taskstore and the fakeredis runner pick a free port themselves and print it
-        port = 0 if self.name != "redis" else free_port()
+        port = 0 if not self.name.startswith("redis") else free_port()
         self.proc = spawn(self.name, port, self.log_path, self.extra)
         _LIVE.add(self)
         deadline = time.monotonic() + timeout
@@ -241,3 +255,6 @@ def stop_all() -> None:
         except Exception:
             proc.kill()
     _SPAWNED.clear()
+    for directory in _AOF_DIRS:
+        shutil.rmtree(directory, ignore_errors=True)
+    _AOF_DIRS.clear()

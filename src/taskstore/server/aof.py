@@ -2,12 +2,12 @@
 that is written before the reply that acknowledges it (docs/persistence.md).
 
 File layout: the 16-byte header ``TASKSTORE-AOF 1\\n``, then entries. An entry is a 12-byte
-frame (payload length, CRC-32 of the payload, CRC-32 of those first 8 bytes; little-endian
+frame (payload length, CRC-32 of the payload, the length's bitwise complement; little-endian
 32-bit) and a payload: a tuple of plain values in Python's ``marshal`` format, version 4
 (``(1, state)`` a record's whole state after a change, ``(2, owner, id)`` a removal,
-``(3,)`` FLUSHALL). The header checksum makes a damaged length detectable, so "the file ends
-inside an entry" (a torn write, cut when ``aof_load_truncated yes``) is never confused with
-damage in the middle (refused, with the byte offset).
+``(3,)`` FLUSHALL). The length is stored twice so that a damaged one is detected, and "the
+file ends inside an entry" (a torn write, cut when ``aof_load_truncated yes``) is never
+confused with damage in the middle (refused, with the byte offset).
 
 Durability: entries collect in a buffer while commands run; ``commit()`` hands them to the
 kernel (``write()``) before any reply that depends on them is written, and with
@@ -40,7 +40,7 @@ log = logging.getLogger("taskstore")
 
 HEADER = b"TASKSTORE-AOF 1\n"
 _FRAME = struct.Struct("<III")
-_HEAD = struct.Struct("<II")
+_pack_frame = _FRAME.pack
 FRAME_SIZE = _FRAME.size
 MARSHAL_VERSION = 4
 
@@ -60,8 +60,8 @@ class AofError(ConfigError):
 
 def frame(payload: bytes) -> bytes:
     """One entry: the frame, then ``payload``."""
-    head = _HEAD.pack(len(payload), _crc32(payload))
-    return head + struct.pack("<I", _crc32(head)) + payload
+    n = len(payload)
+    return _pack_frame(n, _crc32(payload), n ^ 0xFFFFFFFF) + payload
 
 
 def encode_set(record: TaskRecord) -> bytes:
@@ -87,9 +87,9 @@ def read_entries(view: memoryview, path: str) -> Iterator[tuple[int, Any]]:
     while pos < n:
         if n - pos < FRAME_SIZE:
             raise TornTail(pos)
-        length, crc, head_crc = unpack(view, pos)
-        if _crc32(view[pos : pos + 8]) != head_crc:
-            raise AofError(_damaged(path, pos, "frame checksum mismatch"))
+        length, crc, check = unpack(view, pos)
+        if length ^ check != 0xFFFFFFFF:
+            raise AofError(_damaged(path, pos, "damaged entry length"))
         end = pos + FRAME_SIZE + length
         if end > n:
             raise TornTail(pos)
@@ -161,6 +161,8 @@ class AppendOnlyFile:
         self.rewrite_min_size = rewrite_min_size
         self.buffer = bytearray()  # entries not handed to the kernel yet
         self.appended = 0  # entries ever appended: tells a connection whether it added any
+        #: appendfsync always: connection -> (replies, [appended]) waiting for the next fsync
+        self.held: dict[Any, tuple[list[bytes], list[bool]]] = {}
         self.tail: bytearray | None = None  # entries since a running rewrite began
         self.fd = -1
         self.size = 0  # bytes in the file (written)
@@ -306,6 +308,33 @@ class AppendOnlyFile:
         """True when nothing is left unwritten: :meth:`commit` if anything is buffered,
         unless writing is failing already (then the sweep tick retries, see :meth:`retry`)."""
         return not self.buffer or (self.write_error is None and self.commit())
+
+    def write_pending(self) -> bool:
+        """Like :meth:`commit_pending` without the fsync: before a pub/sub message leaves
+        (a notification is not an acknowledgement; ``kill -9`` cannot lose it)."""
+        return not self.buffer or (self.write_error is None and self._write())
+
+    # -- appendfsync always: one fsync for every client served in one loop turn --------
+
+    def hold(self, conn: Any, out: list[bytes], appended: bool) -> None:
+        """Keep a client's replies until the next :meth:`release` (scheduled here), which
+        fsyncs once for all of them: Redis's group commit (replies leave in ``beforeSleep``
+        after the fsync). ``appended``: the commands behind these replies added entries."""
+        held = self.held
+        if not held:
+            asyncio.get_running_loop().call_soon(self.release)
+        entry = held.get(conn)
+        if entry is None:
+            held[conn] = (out, [appended])
+        else:
+            entry[0].extend(out)
+            entry[1][0] = entry[1][0] or appended
+
+    def release(self) -> None:
+        held, self.held = self.held, {}
+        ok = self.commit() if self.buffer else self.write_error is None
+        for conn, (out, appended) in held.items():
+            conn.send_held(out, ok or not appended[0])
 
     def _write(self) -> bool:
         buffer = self.buffer

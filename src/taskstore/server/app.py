@@ -142,7 +142,7 @@ class Server:
         report = self.load_report = aof.open(self.store)
         aof.on_write_status = self._aof_write_status
         self.aof = aof
-        self.hub.commit = aof.commit_pending
+        self.hub.commit = aof.write_pending
         self.store.set_journal(aof)
         log.info(
             "DB loaded from append only file: %d tasks in %.3f seconds%s",

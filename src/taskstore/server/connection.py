@@ -372,22 +372,38 @@ class Connection(asyncio.Protocol):
         if transport is None:
             return
         aof = self.server.aof
-        if (
-            aof is not None
-            and aof.buffer
-            and not aof.commit_pending()
-            and aof.appended != self.aof_mark
-        ):
-            # Changes these replies acknowledge are not in the file: no reply may claim
-            # them. The client sees the connection drop; later writes get MISCONF.
-            self.closing = True
-            self.forget()
-            transport.abort()
+        if aof is not None and (aof.buffer or aof.held):
+            appended = aof.appended != self.aof_mark
+            if aof.fsync == "always":
+                aof.hold(self, out, appended)  # sent by send_held after the next fsync
+                return
+            if aof.buffer and not aof.commit_pending() and appended:
+                self.abort_unwritten(transport)
+                return
+        if out:
+            transport.write(b"".join(out))
+        if self.closing:
+            self.close_after_reply(transport)
+
+    def send_held(self, out: list[bytes], ok: bool) -> None:
+        """Replies held for the append-only file's fsync (``appendfsync always``)."""
+        transport = self.transport
+        if transport is None:
+            return
+        if not ok:
+            self.abort_unwritten(transport)
             return
         if out:
             transport.write(b"".join(out))
         if self.closing:
             self.close_after_reply(transport)
+
+    def abort_unwritten(self, transport: asyncio.Transport) -> None:
+        """Changes these replies acknowledge are not in the append-only file: no reply may
+        claim them. The client sees the connection drop; later writes get MISCONF."""
+        self.closing = True
+        self.forget()
+        transport.abort()
 
     def close_after_reply(self, transport: asyncio.Transport) -> None:
         """End the connection so that the last reply (QUIT's OK, a protocol error) arrives.
