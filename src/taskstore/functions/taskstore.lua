@@ -33,7 +33,7 @@ local function build()
   local SAFE_MAX = 9007199254740991 -- 2**53 - 1
   local MAX_ID_LEN = 256
   local MAX_LEASE_MS = 86400000
-  local JSON_MAX_DEPTH = 500
+  local JSON_MAX_DEPTH = 900 -- Python's json gives up near its recursion limit (~1000)
 
   local sfmt, sbyte, schar, ssub, sfind = string.format, string.byte, string.char, string.sub, string.find
   local tconcat = table.concat
