@@ -129,11 +129,14 @@ class AsyncTaskClient:
                 if missing is None:
                     raise
                 raise missing from None
-        except BaseException:
+        except BaseException as e:
             await probe.aclose()
             if server is not probe:
                 await server.aclose()
-            raise
+            err = translate(e) if isinstance(e, RedisError) else None
+            if err is None:
+                raise
+            raise err from None
         client = cls(redis=cast(Redis, server), owner=owner, version=None)
         client._owns = True
         client._version = version

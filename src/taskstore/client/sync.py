@@ -143,11 +143,14 @@ class TaskClient:
                 if missing is None:
                     raise
                 raise missing from None
-        except BaseException:
+        except BaseException as e:
             probe.close()
             if server is not probe:
                 server.close()
-            raise
+            err = translate(e) if isinstance(e, RedisError) else None
+            if err is None:
+                raise
+            raise err from None
         client = cls(redis=cast(Redis, server), owner=owner, version=None)
         client._owns = True
         client._version = version
