@@ -100,9 +100,9 @@ def run(n: int) -> list[dict[str, object]]:
                     calls0, usec0 = commandstat(url, "fcall") if name != "taskstore" else (0, 0)
                     cpu0 = cpu_seconds(pid)
                     if op == "create":
-                        us = timed(n, lambda i: ids.append(client.create().task_id))
+                        us = timed(n, lambda i, c=client, out=ids: out.append(c.create().task_id))
                     else:
-                        us = timed(n, lambda i: client.get(ids[i]))
+                        us = timed(n, lambda i, c=client, got=ids: c.get(got[i]))
                     cpu = (cpu_seconds(pid) - cpu0) / n * 1e6
                     row[f"{op} µs/call"] = round(us, 1)
                     row[f"{op} server CPU µs/call"] = round(cpu, 1)
