@@ -484,3 +484,33 @@ def test_config(backend: Backend) -> None:
         "expired_retention_ms",
     ):
         assert config[name] == getattr(LIMITS, name), name
+
+
+@pytest.mark.parametrize("options", [{"protocol": 3}, {"decode_responses": True}])
+def test_redis_options(backend: Backend, options: dict[str, Any]) -> None:
+    """RESP3 and decoded replies parse the same (maps, nulls, integers, pub/sub pushes)."""
+    owner = backend.owner()
+    c = TaskClient.from_url(
+        backend.url, owner=owner, version="2026-07-28", config=LIMITS, **options
+    )
+    try:
+        t = c.create(task_id="opt-1")
+        c.set_variables(t.task_id, {"v": [1, "é"]})
+        c.ask(t.task_id, {"k": {"method": "m", "params": {}}})
+        info = c.inspect(t.task_id)
+        assert info.variables == {"v": [1, "é"]} and info.issued_keys == ("k",)
+        assert info.error is None and info.cancel_requested_at is None
+        assert c.answers(t.task_id, block=20) is None
+        assert c.wait(t.task_id, block=20) is None
+        assert c.result(t.task_id, any=True) is None
+        with pytest.raises(TimeoutError):
+            c.result(t.task_id, block=20)
+        assert c.answer(t.task_id, {"k": {"ok": 1}}) == 1
+        assert c.wait(t.task_id, status="input_required", block=1000) is not None
+        c.complete(t.task_id, "completed", {"done": True})
+        assert c.result(t.task_id, block=1000) == {"done": True}
+        assert c.get(t.task_id).result == {"done": True}
+        assert c.delete(t.task_id) is True and c.cleanup() == 0
+        assert c.list().tasks == []
+    finally:
+        c.close()
