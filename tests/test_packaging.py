@@ -116,11 +116,25 @@ def _run_snippet(snippet: str, port: int) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_compose_healthcheck_runs_against_taskstore(service: dict[str, Any], spawn_server) -> None:
+def test_compose_keeps_tasks_on_a_volume(service: dict[str, Any], compose: dict[str, Any]) -> None:
+    """The append-only file is on, in a directory that is a named volume."""
+    flags = _flag_values(_argv(service["command"])[1:])
+    assert flags["--appendonly"] == "yes"
+    directory = flags["--dir"]
+    volumes = [str(v).split(":") for v in service["volumes"]]
+    assert [name for name, target, *_ in volumes if target == directory] == ["taskstore-data"]
+    assert "taskstore-data" in compose["volumes"]
+
+
+def test_compose_healthcheck_runs_against_taskstore(
+    service: dict[str, Any], spawn_server, tmp_path: Path
+) -> None:
     snippet = _healthcheck_snippet(service)
-    # the container's settings, except that tests listen on loopback only
+    # the container's settings, except that tests listen on loopback only and keep the
+    # append-only file in a temporary directory
     argv = _argv(service["command"])[1:]
     flags = _flag_values(argv)
+    flags["--dir"] = str(tmp_path)
     extra = [a for k, v in flags.items() if k not in ("--bind", "--port") for a in (k, v)]
     proc = spawn_server(*extra)
     res = _run_snippet(snippet, proc.port)
