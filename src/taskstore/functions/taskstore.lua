@@ -852,9 +852,16 @@ local function build()
     return t
   end
 
-  -- evict the owner's tasks whose expires_at + retention <= now; returns how many
-  local function evict_due(ctx, now, retention)
-    local ids = redis.call('ZRANGE', ctx.exp, '-inf', num(now - retention), 'BYSCORE')
+  -- evict the owner's tasks whose expires_at + retention <= now (at most `most` of them, the
+  -- earliest first; all when nil); returns how many. Keys Redis expired already are only
+  -- unindexed.
+  local function evict_due(ctx, now, retention, most)
+    local ids
+    if most then
+      ids = redis.call('ZRANGE', ctx.exp, '-inf', num(now - retention), 'BYSCORE', 'LIMIT', 0, most)
+    else
+      ids = redis.call('ZRANGE', ctx.exp, '-inf', num(now - retention), 'BYSCORE')
+    end
     local count = 0
     for _, id in ipairs(ids) do
       local ttl_c = redis.call('HMGET', task_key(ctx, id), 'c', 'ttl')
@@ -1016,6 +1023,9 @@ local function build()
         publish(ctx, existing)
       end
     end
+    -- a few due tasks go on every create, so the indexes of an owner that never lists, cleans
+    -- up or reaches its limit do not keep the ids of tasks Redis expired long ago
+    evict_due(ctx, now, retention, 8)
     local limit = cfg.max_tasks_per_owner
     if limit > 0 then
       local count = redis.call('ZCARD', ctx.idx)
