@@ -90,6 +90,12 @@ def is_taskstore(info: Mapping[str, Any]) -> bool:
     return "taskstore_version" in info
 
 
+def is_cluster_info(info: Mapping[str, Any]) -> bool:
+    """Whether ``INFO server`` came from a cluster node (Redis: ``redis_mode``, Valkey 8:
+    ``server_mode``)."""
+    return "cluster" in (str(info.get("redis_mode", "")), str(info.get("server_mode", "")))
+
+
 def redact(url: str) -> str:
     """``url`` without its password (error texts end up in logs)."""
     parts = urlsplit(url)

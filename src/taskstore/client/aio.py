@@ -18,6 +18,7 @@ from taskstore.client._functions import (
     config_arg,
     config_dict,
     generation,
+    is_cluster_info,
     is_taskstore,
     missing_library,
 )
@@ -119,7 +120,7 @@ class AsyncTaskClient:
             if is_taskstore(info):
                 await probe.aclose()
                 return cls(url, owner=owner, version=version, **redis_options)
-            if str(info.get("redis_mode", "")) == "cluster":
+            if is_cluster_info(info):
                 await probe.aclose()
                 server = RedisCluster.from_url(url, **redis_options)
             try:

@@ -18,6 +18,7 @@ from taskstore.client._functions import (
     config_arg,
     config_dict,
     generation,
+    is_cluster_info,
     is_taskstore,
     missing_library,
 )
@@ -133,7 +134,7 @@ class TaskClient:
             if is_taskstore(info):
                 probe.close()
                 return cls(url, owner=owner, version=version, **redis_options)
-            if str(info.get("redis_mode", "")) == "cluster":
+            if is_cluster_info(info):
                 probe.close()
                 server = RedisCluster.from_url(url, **redis_options)
             try:

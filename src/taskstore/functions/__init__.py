@@ -95,8 +95,9 @@ class NodeVersion:
 
 def is_cluster(redis: Redis) -> bool:
     """Whether ``redis`` is connected to a node of a Redis Cluster."""
-    info = redis.info("server")
-    return str(info.get("redis_mode", "")) == "cluster"
+    from taskstore.client._functions import is_cluster_info
+
+    return is_cluster_info(redis.info("server"))
 
 
 def _text(value: Any) -> str:
