@@ -4,6 +4,7 @@ client's error when the library is missing or outdated, and the slot spread on t
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 from collections import Counter
@@ -24,8 +25,8 @@ from conformance.backends import (
     start_server,
     stop,
 )
-from taskstore.client import LibraryNotLoaded, TaskClient
-from taskstore.functions import config_arg, library_code, library_version
+from taskstore.client import AsyncTaskClient, LibraryNotLoaded, TaskClient
+from taskstore.functions import config_arg, library_code, library_version, load
 
 CFG = config_arg(LIMITS)
 STAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -384,3 +385,25 @@ def test_cluster_slot_spread(
             print(f"  {url}: {len(on_node)} owners")
     counts = Counter(len(v) for v in per_node.values())
     assert sum(n * k for n, k in counts.items()) == 24
+
+
+def test_cluster_needs_the_library_on_every_primary(backends: dict[str, Backend]) -> None:
+    cluster = backends["cluster"]
+    last = redis.Redis.from_url(cluster.nodes[-1])
+    try:
+        last.function_delete("taskstore")
+        with pytest.raises(LibraryNotLoaded) as e:
+            TaskClient.from_url(cluster.url, owner="a")
+        assert str(e.value).startswith("the taskstore Functions library is not loaded")
+        asyncio.run(_async_refused(cluster.url))
+    finally:
+        loaded = load(cluster.url)
+        last.close()
+    assert [n.version for n in loaded] == [library_version()] * 3
+    with TaskClient.from_url(cluster.url, owner="a") as c:
+        assert c.create().status == "working"
+
+
+async def _async_refused(url: str) -> None:
+    with pytest.raises(LibraryNotLoaded):
+        await AsyncTaskClient.from_url(url, owner="a")

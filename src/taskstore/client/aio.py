@@ -124,7 +124,14 @@ class AsyncTaskClient:
                 await probe.aclose()
                 server = RedisCluster.from_url(url, **redis_options)
             try:
-                check_library(await server.fcall("ts_version", 0), url)
+                if isinstance(server, RedisCluster):  # every primary must have it
+                    replies = await server.execute_command(
+                        "FCALL", "ts_version", 0, target_nodes=RedisCluster.PRIMARIES
+                    )
+                    for reply in cast(dict[Any, Any], replies).values():
+                        check_library(reply, url)
+                else:
+                    check_library(await server.fcall("ts_version", 0), url)
             except ResponseError as e:
                 missing = missing_library(e, url)
                 if missing is None:

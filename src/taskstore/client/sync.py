@@ -138,7 +138,14 @@ class TaskClient:
                 probe.close()
                 server = RedisCluster.from_url(url, **redis_options)
             try:
-                check_library(server.fcall("ts_version", 0), url)
+                if isinstance(server, RedisCluster):  # every primary must have it
+                    replies = server.execute_command(  # type: ignore[no-untyped-call]
+                        "FCALL", "ts_version", 0, target_nodes=RedisCluster.PRIMARIES
+                    )
+                    for reply in cast(dict[Any, Any], replies).values():
+                        check_library(reply, url)
+                else:
+                    check_library(server.fcall("ts_version", 0), url)
             except ResponseError as e:
                 missing = missing_library(e, url)
                 if missing is None:
