@@ -58,7 +58,12 @@ LIMITS = StoreConfig(
 
 BACKENDS = ("taskstore", "redis", "cluster", "valkey")
 SRC = str(Path(taskstore.__file__).resolve().parent.parent)
-USERS = [{"name": "svc", "password": "svc-pw", "permissions": ["impersonate"]}]
+USERS = [
+    {"name": "svc", "password": "svc-pw", "permissions": ["impersonate"]},
+    # test_acl.py's two services: on taskstore an owner is its user
+    {"name": "acl-a", "password": "pw-acl-a"},
+    {"name": "acl-b", "password": "pw-acl-b"},
+]
 
 
 def free_port(*, with_bus: bool = False) -> int:

@@ -514,3 +514,12 @@ def test_redis_options(backend: Backend, options: dict[str, Any]) -> None:
         assert c.list().tasks == []
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("owner", ["has space", "é", "x" * 257, "tab\there"])
+def test_invalid_owner(backend: Backend, owner: str) -> None:
+    c = backend.client(owner)
+    for call in (lambda: c.get("x"), lambda: c.create(), lambda: c.list()):
+        with pytest.raises(InvalidArgument) as e:
+            call()
+        assert str(e.value) == "ERR OWNER must be 1-256 printable ASCII characters without spaces"

@@ -587,10 +587,13 @@ local function build()
     if #keys ~= 1 or prefix == nil then
       fail("ERR taskstore functions take one key: the owner's prefix ts:{<owner>}:")
     end
-    local owner = prefix:match('^ts:{([^{}]+)}:$')
-    if owner == nil or #owner > MAX_ID_LEN then
-      fail("ERR invalid owner key: expected ts:{<owner>}: with an owner of 1-256 bytes without { or }")
+    local owner = prefix:match('^ts:{(.*)}:$')
+    if owner == nil then fail('ERR invalid owner key: expected ts:{<owner>}:') end
+    -- taskstore's rule for OWNER, and no braces: the owner is the keys' hash tag
+    if not valid_key(owner) then
+      fail('ERR OWNER must be 1-256 printable ASCII characters without spaces')
     end
+    if sfind(owner, '[{}]') then fail('ERR OWNER must not contain { or } (the hash tag of its keys)') end
     local gen = args[1]
     local v2 = GENERATIONS[gen or '']
     if v2 == nil then
