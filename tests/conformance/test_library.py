@@ -132,6 +132,18 @@ JSON_INPUTS: list[bytes] = [
     b'{"t":[true,false,null,{},[],""]}',
     b'{"a":' + b"[" * 3 + b"]" * 3 + b"}",
     b'{"a":' + b"[" * 700 + b"]" * 700 + b"}",
+    # what a lenient JSON parser lets through
+    b"[1.]",
+    b"[-.5]",
+    b"[1.e5]",
+    b"[+1]",
+    b"[0x10]",
+    b"[-01]",
+    b'["raw\ttab"]',
+    b'["raw\nnewline"]',
+    b'{"v":"1.x and -.5 in a string","n":[1.5,-0.5]}',
+    b'["\\ud800"]',
+    b"[1,2]\n",
 ]
 
 
@@ -141,6 +153,29 @@ def test_setvars_json_parity(pair: Pair, data: bytes) -> None:
     pair.same("CREATE", "tools/call", "ID", "v")
     with_limits = pair.same("SETVARS", "v", data)
     assert with_limits is not None
+
+
+MERGES: list[bytes] = [
+    b'{"a":1,"b":"x\\"y","c":{"d":[1,{"e":null}]},"\\u00e9":"\\u00fc","q\\"k":2.50}',
+    b'{"b":null,"z":[],"a":{"n":-0.0}}',
+    b'{"b":"back","q\\"k":null,"s":"a,b}c]d{e[f\\\\"}',
+    b'{"c":null,"t":true,"f":false,"n":1e22}',
+    b'{"ghost":null}',
+    b'{"s":"\\udc00"}',  # a lone surrogate: the whole text becomes ASCII
+    b'{"more":"\\u00e9"}',
+    b'{"s":null}',
+    b'{"more":null,"a":null,"z":null,"\\u00e9":null,"b":null,"t":null,"f":null,"n":null}',
+    b'{"again":1}',
+]
+
+
+def test_setvars_merge_parity(pair: Pair) -> None:
+    """Successive merges into stored variables (keys kept in place, nulls deleting, escapes,
+    the ASCII fallback and back): the same task JSON after each."""
+    pair.same("CREATE", "tools/call", "ID", "m")
+    for data in MERGES + JSON_INPUTS:
+        pair.same("SETVARS", "m", data)
+    pair.same("INSPECT", "m")
 
 
 @pytest.mark.parametrize("data", JSON_INPUTS, ids=range(len(JSON_INPUTS)))

@@ -88,7 +88,8 @@ local function build()
     while i <= n do
       local c = sbyte(s, i)
       if c < 0x80 then
-        i = i + 1
+        i = sfind(s, '[\128-\255]', i) -- skip the ASCII run at C speed
+        if i == nil then return true end
       else
         local len, lo, hi
         if c >= 0xC2 and c <= 0xDF then len = 2
@@ -1100,6 +1101,71 @@ local function build()
     return render(ctx, t)
   end
 
+  -- the end of the JSON value starting at `pos` in compact JSON written by `encode`
+  local function skip_value(text, pos)
+    local c = ssub(text, pos, pos)
+    if c == '"' then
+      local p = pos + 1
+      while true do
+        local q = sfind(text, '["\\]', p)
+        if ssub(text, q, q) == '"' then return q end
+        p = q + 2
+      end
+    elseif c == '{' or c == '[' then
+      local depth, p = 0, pos
+      while true do
+        local q = sfind(text, '["{}%[%]]', p)
+        local d = ssub(text, q, q)
+        if d == '"' then
+          q = skip_value(text, q)
+        elseif d == '{' or d == '[' then
+          depth = depth + 1
+        else
+          depth = depth - 1
+          if depth == 0 then return q end
+        end
+        p = q + 1
+      end
+    end
+    return sfind(text, '[,}%]]', pos) - 1 -- a number or a literal
+  end
+
+  -- merge `update` (parsed; null deletes) into the stored compact JSON object `stored`
+  local function splice_members(stored, update)
+    local keys, vals, index = {}, {}, {}
+    local pos = 2
+    while ssub(stored, pos, pos) == '"' do
+      local key_end = skip_value(stored, pos)
+      local qkey = ssub(stored, pos, key_end)
+      local value_end = skip_value(stored, key_end + 2)
+      keys[#keys + 1] = qkey
+      vals[qkey] = ssub(stored, key_end + 2, value_end)
+      index[qkey] = #keys
+      pos = value_end + 2 -- past the ',' (or the final '}')
+    end
+    -- each key occurs once in `update`: a null removes it, a value replaces it in place or
+    -- comes last
+    for _, key in ipairs(update.keys) do
+      local qkey = quote(key)
+      local v = update.vals[key]
+      if v == NULL then
+        vals[qkey] = nil
+      else
+        if index[qkey] == nil then
+          keys[#keys + 1] = qkey
+          index[qkey] = #keys
+        end
+        vals[qkey] = encode_with(v, quote)
+      end
+    end
+    local out = {}
+    for _, qkey in ipairs(keys) do
+      local v = vals[qkey]
+      if v ~= nil then out[#out + 1] = qkey .. ':' .. v end
+    end
+    return '{' .. tconcat(out, ',') .. '}'
+  end
+
   function ops.setvars(ctx, rest)
     arity(rest, 2, 'task.setvars')
     options(rest, 3, {})
@@ -1109,6 +1175,17 @@ local function build()
       sfmt('TOOLARGE variables nest too deeply (max %d levels)', cfg.max_variable_depth))
     if update.kind ~= 'obj' then fail('ERR invalid JSON: variables must be a JSON object') end
     check_variable_values(update, cfg.max_variable_depth, cfg.max_string_length)
+    if t.vars and not has_surrogate(update) and not sfind(t.vars, '\\u[dD][89a-fA-F]') then
+      -- the stored text is this library's own compact JSON: splice its top-level members
+      -- instead of parsing it again (what Python's dict merge + json.dumps give, byte for byte)
+      local encoded = splice_members(t.vars, update)
+      if #encoded > cfg.max_variable_size_bytes then
+        fail(sfmt('TOOLARGE variables are %d bytes (max %d)', #encoded, cfg.max_variable_size_bytes))
+      end
+      t.vars = encoded ~= '{}' and encoded or nil
+      save(ctx, t, true)
+      return render(ctx, t)
+    end
     local merged
     if t.vars then merged = parse_json(t.vars, 'variables', false, 'ERR stored variables nest too deeply')
     else merged = { kind = 'obj', keys = {}, vals = {} } end
@@ -1135,10 +1212,33 @@ local function build()
     return render(ctx, t)
   end
 
+  local strict_cjson -- a private cjson (its settings are not the shared module's)
+
+  -- Whether `raw` is certainly JSON that Python's json.loads accepts, checked in C: a cjson
+  -- that refuses NaN, Infinity, hex and leading zeros checks the grammar, and patterns catch
+  -- what it still lets through (raw control characters in strings, "1." and "-.5"). False
+  -- means "not certain": the full parser decides (and words the error as Python does).
+  local function surely_valid(raw)
+    if sfind(raw, '[%z\1-\31]') or sfind(raw, '%d%.[^%d]') or sfind(raw, '%d%.$')
+      or sfind(raw, '%-%.') then
+      return false
+    end
+    if strict_cjson == nil then
+      strict_cjson = cjson.new()
+      strict_cjson.decode_invalid_numbers(false)
+      strict_cjson.decode_max_depth(JSON_MAX_DEPTH)
+    end
+    return (pcall(strict_cjson.decode, raw))
+  end
+
   local function parse_result(ctx, raw)
     local max = ctx.cfg.max_result_bytes
     if #raw > max then fail(sfmt('TOOLARGE result is %d bytes (max %d)', #raw, max)) end
-    parse_json(raw, 'result', false, 'ERR invalid JSON: result nests too deeply')
+    -- only the syntax is checked: the text itself is what TASK.RESULT replies with
+    if not valid_utf8(raw) then fail('ERR invalid JSON: result is not valid UTF-8') end
+    if not surely_valid(raw) then
+      parse_json(raw, 'result', false, 'ERR invalid JSON: result nests too deeply')
+    end
     return raw
   end
 
