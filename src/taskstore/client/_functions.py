@@ -191,6 +191,8 @@ def parse_call(args: Args, version: str, config: str, default_owner: str) -> Fun
         head.append(os.urandom(16).hex())
     task_id = None if function in ("ts_create", "ts_list", "ts_cleanup") or not rest else rest[0]
     call = FunctionCall(function, f"ts:{{{owner}}}:", owner, head, rest, _str(task_id))
+    if function not in ("ts_result", "ts_answers", "ts_wait"):
+        return call
     upper = [str(a).upper() if isinstance(a, str) else a for a in rest]
     if function in ("ts_result", "ts_answers") and "BLOCK" in upper[1:]:
         block = _timeout(rest[upper.index("BLOCK", 1) + 1]) if len(rest) > 2 else None

@@ -151,16 +151,25 @@ local function build()
     return y, m, d
   end
 
+  -- second -> "YYYY-MM-DDTHH:MM:SS" (tasks cluster in time; dropped wholesale when it grows)
+  local second_cache, second_cached = {}, 0
+
   local function format_ms(ms)
     local secs = math.floor(ms / 1000)
     local millis = ms - secs * 1000
+    local prefix = second_cache[secs]
+    if prefix then return prefix .. sfmt('.%03dZ', millis) end
     local days = math.floor(secs / 86400)
     local rem = secs - days * 86400
     local y, m, d = civil(days)
     local hh = math.floor(rem / 3600)
     local mm = math.floor((rem - hh * 3600) / 60)
     local ss = rem - hh * 3600 - mm * 60
-    return sfmt('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, hh, mm, ss, millis)
+    prefix = sfmt('%04d-%02d-%02dT%02d:%02d:%02d', y, m, d, hh, mm, ss)
+    if second_cached >= 4096 then second_cache, second_cached = {}, 0 end
+    second_cache[secs] = prefix
+    second_cached = second_cached + 1
+    return prefix .. sfmt('.%03dZ', millis)
   end
 
   local function server_ms()
@@ -614,13 +623,25 @@ local function build()
   end
 
   -- owner-monotonic store time: never goes backwards (the store's now_ms)
+  -- reads (ctx.reading) take the server's time as it is; a write stamps a time that never goes
+  -- back below the owner's high-water mark
   local function now_ms(ctx)
     if ctx.now then return ctx.now end
     local now = server_ms()
-    local high = tonumber(redis.call('HGET', ctx.meta, 'now') or '0')
-    if now < high then now = high end
+    if not ctx.reading then
+      local high = tonumber(redis.call('HGET', ctx.meta, 'now') or '0')
+      if now < high then now = high end
+    end
     ctx.now = now
     return now
+  end
+
+  -- a read that has to write after all (a lease ran out): from now on, a write's clock
+  local function writing(ctx)
+    if ctx.reading then
+      ctx.reading, ctx.now = false, nil
+      now_ms(ctx)
+    end
   end
 
   local function touch_clock(ctx)
@@ -785,7 +806,7 @@ local function build()
   end
 
   -- write the whole record (changed = a change clients see: lastUpdatedAt, rev, notification)
-  local function save(ctx, t, changed)
+  local function save(ctx, t, changed, fresh)
     local key = task_key(ctx, t.id)
     if changed then
       t.u = ctx.now
@@ -810,7 +831,7 @@ local function build()
     opt('lh', t.lh)
     opt('le', t.le and num(t.le) or nil)
     redis.call('HSET', key, unpack(fields))
-    if #drop > 0 then redis.call('HDEL', key, unpack(drop)) end
+    if #drop > 0 and not fresh then redis.call('HDEL', key, unpack(drop)) end
     if changed then
       touch_clock(ctx)
       publish(ctx, t)
@@ -826,6 +847,7 @@ local function build()
   -- a lease that ran out fails the task (the server's sweep; here on the next access)
   local function expire_lease(ctx, t, now)
     if t.le and t.le <= now and not TERMINAL[t.st] and not is_expired(t, now) then
+      writing(ctx)
       local holder = t.lh
       t.lh, t.le = nil, nil
       t.err = '{"code":-32603,"message":"worker lost: lease expired","data":{"worker":' .. quote(holder) .. '}}'
@@ -1059,16 +1081,19 @@ local function build()
     local seq = redis.call('HINCRBY', ctx.meta, 'seq', 1)
     local t = { id = task_id, st = 'working', c = now, u = now, ttl = (not unlimited) and ttl or nil,
       pi = poll, m = method, seq = seq, rev = 0, ib = 0, reqs = {}, iss = {}, ans = {} }
-    save(ctx, t, false)
+    save(ctx, t, false, true)
     set_expiry(ctx, task_key(ctx, task_id), t)
     redis.call('ZADD', ctx.idx, seq, task_id)
     if t.ttl then redis.call('ZADD', ctx.exp, num(t.c + t.ttl), task_id) end
     touch_clock(ctx)
-    publish(ctx, t)
-    return render(ctx, t)
+    local v1 = render_v1(t)
+    redis.call('SPUBLISH', ctx.channel, v1)
+    if ctx.v2 then return render_v2(t) end
+    return v1
   end
 
   function ops.get(ctx, rest)
+    ctx.reading = true
     arity(rest, 1, 'task.get')
     options(rest, 2, {})
     return render(ctx, find(ctx, rest[1]))
@@ -1267,6 +1292,7 @@ local function build()
   -- with BLOCK the function never blocks: it answers the result when ready, else a null reply,
   -- and the client waits for a notification on tasks:{<owner>} and asks again
   function ops.result(ctx, rest)
+    ctx.reading = true
     arity(rest, 1, 'task.result')
     local opts = options(rest, 2, RESULT_OPTS, RESULT_FLAGS)
     local id = rest[1]
@@ -1402,6 +1428,7 @@ local function build()
   -- once its revision differs from REV, the revision an earlier call answered), else the
   -- current revision as an integer (the client waits for a notification and asks again)
   function ops.wait(ctx, rest)
+    ctx.reading = true
     arity(rest, 1, 'task.wait')
     local opts = options(rest, 2, WAIT_OPTS)
     local status
@@ -1542,6 +1569,7 @@ local function build()
   -- with BLOCK: the answers once no request is outstanding, the task is terminal or its
   -- cancellation was requested, else a null reply (the client waits and asks again)
   function ops.answers(ctx, rest)
+    ctx.reading = true
     arity(rest, 1, 'task.answers')
     local opts = options(rest, 2, ANSWERS_OPTS)
     if opts.BLOCK == nil then return pairs_object(find(ctx, rest[1]).ans) end
@@ -1571,6 +1599,7 @@ local function build()
   end
 
   function ops.inspect(ctx, rest)
+    ctx.reading = true
     arity(rest, 1, 'task.inspect')
     options(rest, 2, {})
     local t = find(ctx, rest[1])
