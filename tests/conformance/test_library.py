@@ -297,6 +297,18 @@ def test_contract_errors(backends: dict[str, Backend]) -> None:
         assert err("FCALL", "ts_get", 1, "ts:{a}:", "2025-11-25", "1,2,3", "x").startswith(
             "invalid taskstore config argument: expected 12 whole numbers"
         )
+        bad = CFG.split(",")
+        bad[0] = str(LIMITS.max_ttl_ms + 1)
+        assert err("FCALL", "ts_get", 1, "ts:{a}:", "2025-11-25", ",".join(bad), "x") == (
+            f"invalid taskstore config argument: default_ttl_ms ({LIMITS.max_ttl_ms + 1}) must "
+            f"not exceed max_ttl_ms ({LIMITS.max_ttl_ms})"
+        )
+        bad = CFG.split(",")
+        bad[9] = "51"
+        assert err("FCALL", "ts_get", 1, "ts:{a}:", "2025-11-25", ",".join(bad), "x") == (
+            "invalid taskstore config argument: list_default_limit (51) must not exceed "
+            "list_max_limit (50)"
+        )
         assert err("FCALL", "ts_create", 1, "ts:{a}:", "2025-11-25", CFG, "zz", "m") == (
             "ts_create needs 32 lower-case hex digits of random bytes before its arguments"
         )

@@ -584,6 +584,15 @@ local function build()
       fail('ERR invalid taskstore config argument: expected ' .. #CONFIG_NAMES .. ' whole numbers ('
         .. tconcat(CONFIG_NAMES, ',') .. ')')
     end
+    -- StoreConfig's own consistency rules
+    if cfg.max_ttl_ms ~= 0 and cfg.default_ttl_ms > cfg.max_ttl_ms then
+      fail(sfmt('ERR invalid taskstore config argument: default_ttl_ms (%s) must not exceed '
+        .. 'max_ttl_ms (%s)', num(cfg.default_ttl_ms), num(cfg.max_ttl_ms)))
+    end
+    if cfg.list_default_limit > cfg.list_max_limit then
+      fail(sfmt('ERR invalid taskstore config argument: list_default_limit (%s) must not exceed '
+        .. 'list_max_limit (%s)', num(cfg.list_default_limit), num(cfg.list_max_limit)))
+    end
     if config_cached >= 64 then config_cache = {}; config_cached = 0 end
     config_cache[text] = cfg
     config_cached = config_cached + 1
