@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -118,6 +119,7 @@ def run(n: int) -> list[dict[str, object]]:
         if rd_proc is not None:
             stop(rd_proc)
         stop(ts_proc)  # type: ignore[arg-type]
+        shutil.rmtree(tmp, ignore_errors=True)
     return rows
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,7 @@ OWNERS_PREFIX = "taskstore-sdk1-redis: owners with tasks in Redis:"
 CONFIG = StoreConfig(max_ttl_ms=0)
 _STORE_MAKERS = ("mcp.server.experimental.task_support", "mcp.server.lowlevel.experimental")
 _proc: subprocess.Popen[bytes] | None = None
+_workdir: Path | None = None
 _url = ""
 
 
@@ -80,10 +82,10 @@ def _patch_in_memory_store() -> list[str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    global _proc, _url
+    global _proc, _url, _workdir
     port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="sdk1-redis-"))
-    _proc = start_server(binary("redis-server"), workdir, port)
+    _workdir = Path(tempfile.mkdtemp(prefix="sdk1-redis-"))
+    _proc = start_server(binary("redis-server"), _workdir, port)
     _url = f"redis://127.0.0.1:{port}"
     load(_url)
     patched = _patch_in_memory_store()
@@ -124,3 +126,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: Any) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _proc is not None:
         stop(_proc)
+    if _workdir is not None:
+        shutil.rmtree(_workdir, ignore_errors=True)
