@@ -411,3 +411,45 @@ def test_owners_are_isolated_with_shared_ids(store: TaskStore) -> None:
     assert store.delete("local", "shared")
     assert store.get("alice", "shared").status is TaskStatus.CANCELLED
     assert store.count("local") == 1
+
+
+def test_generated_ids_are_uuid4_and_never_shared_with_a_forked_child(tmp_path) -> None:
+    """Ids come from a pool of OS randomness (one read per 64 ids): every one is a version 4,
+    RFC 4122 variant UUID, all distinct, and a forked child does not reuse the parent's pool."""
+    import os
+    import uuid
+
+    store = TaskStore()
+    ids = [store._new_task_id() for _ in range(5000)]
+    assert len(set(ids)) == len(ids)
+    for task_id in ids:
+        parsed = uuid.UUID(task_id)
+        assert str(parsed) == task_id
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    store._new_task_id()  # the pool now holds ids the child must not repeat
+    pid = os.fork()
+    if pid == 0:  # the child: write its next ids and leave at once
+        with open(tmp_path / "child", "w") as f:
+            f.write(" ".join(store._new_task_id() for _ in range(70)))
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = set((tmp_path / "child").read_text().split())
+    parent = {store._new_task_id() for _ in range(70)}
+    assert len(child) == 70 and not child & parent
+
+
+def test_a_listener_may_remove_itself_while_called() -> None:
+    """The server stops listening when its last waiter is woken, from inside the listener:
+    the listeners after it must still hear of that change."""
+    store = TaskStore()
+    heard: list[str] = []
+
+    def once(event: str, owner: str, record: TaskRecord) -> None:
+        heard.append("once")
+        store.remove_listener(once)
+
+    store.add_listener(lambda e, o, r: heard.append("last"))
+    store.add_listener(once, first=True)
+    store.create("alice", "tools/call")
+    store.create("alice", "tools/call")
+    assert heard == ["once", "last", "last"]

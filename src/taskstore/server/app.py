@@ -44,10 +44,12 @@ class Server:
             config.validate()
         self.config = config
         self.store = TaskStore(config.store_config(), config.security_config())
+        # The store calls these only while someone blocks or subscribes: a change nobody
+        # waits for costs no listener calls (~0.7 us per write otherwise).
         self.waiters = Waiters(self.store)
-        self.store.add_listener(self.waiters.on_change)
+        self.waiters.on_active = self._waiters_active
         self.hub = Hub(config.pubsub_output_limit)
-        self.store.add_listener(self.hub.publish_task)
+        self.hub.on_active = self._subscribers_active
         self.security = config.security_config()
         self.clients: dict[int, Connection] = {}
         self.stats: Counter[str] = Counter()
@@ -206,6 +208,18 @@ class Server:
     @property
     def uptime(self) -> float:
         return time.time() - self.started_at
+
+    def _waiters_active(self, active: bool) -> None:
+        if active:
+            self.store.add_listener(self.waiters.on_change, first=True)  # wakes, then messages
+        else:
+            self.store.remove_listener(self.waiters.on_change)
+
+    def _subscribers_active(self, active: bool) -> None:
+        if active:
+            self.store.add_listener(self.hub.publish_task)
+        else:
+            self.store.remove_listener(self.hub.publish_task)
 
     # -- clients ----------------------------------------------------------
 

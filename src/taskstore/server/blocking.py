@@ -10,6 +10,7 @@ command, so a woken client's queued commands cannot run in the middle of someone
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from taskstore.protocol import ErrorReply
@@ -103,10 +104,15 @@ class Waiters:
         self.store = store
         self.by_task: dict[tuple[str, str], set[Waiter]] = {}
         self.count = 0
+        #: told True when the first client blocks and False when the last one is gone, so
+        #: the server listens to the store's changes only while someone waits for one
+        self.on_active: Callable[[bool], None] | None = None
 
     def add(self, waiter: Waiter, timeout_ms: int) -> None:
         self.by_task.setdefault(waiter.key, set()).add(waiter)
         self.count += 1
+        if self.count == 1 and self.on_active is not None:
+            self.on_active(True)
         if timeout_ms:
             loop = asyncio.get_running_loop()
             waiter.timer = loop.call_later(timeout_ms / 1000, self.wake, waiter, None)
@@ -123,6 +129,8 @@ class Waiters:
         if waiter.timer is not None:
             waiter.timer.cancel()
             waiter.timer = None
+        if not self.count and self.on_active is not None:
+            self.on_active(False)
         return True
 
     def wake(self, waiter: Waiter, reply: Any) -> bool:

@@ -6,19 +6,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from time import monotonic
 from typing import TYPE_CHECKING, Any, cast
 
 from taskstore.protocol import (
     QUEUED,
     ErrorReply,
     QueryBufferLimit,
+    Raw,
     ReaderLimits,
     RequestReader,
     encode_into,
     error_bytes,
 )
 from taskstore.server.blocking import Waiter
-from taskstore.server.commands import BLOCKED, TABLE, Command, CommandError
+from taskstore.server.commands import BLOCKED, LOOKUP, Command, CommandError
 from taskstore.server.users import User, valid_name
 from taskstore.store import TaskError
 
@@ -251,10 +253,10 @@ class Connection(asyncio.Protocol):
             log.warning("client %s: %s", self.describe(), e)
             self.close()
             return
-        self.last_interaction = time.monotonic()
+        # one clock read for the idle time and the start of this client's turn
+        start = self.last_interaction = monotonic()
         if self.blocked is None:  # a blocked client's requests wait in the reader
-            start = time.perf_counter()
-            self.run([])
+            self.run([], start)
             self.account_time(start)
 
     def account_time(self, start: float) -> None:
@@ -263,7 +265,7 @@ class Connection(asyncio.Protocol):
         uvloop reads a readable socket up to 32 times in one go, so one greedy client
         could otherwise be served for hundreds of ms while everybody else waits.
         """
-        now = time.perf_counter()
+        now = monotonic()
         if start - self.window > 0.01:
             self.window = start
             self.spent = now - start
@@ -291,17 +293,19 @@ class Connection(asyncio.Protocol):
         encode_into(reply, out, self.resp3)
         self.run(out)
 
-    def run(self, out: list[bytes]) -> None:
+    def run(self, out: list[bytes], started: float = 0.0) -> None:
         """Run commands (held back ones first, then what the reader has) until there are no
-        more, one blocks, or the connection is closing; write every reply with one write."""
+        more, one blocks, or the connection is closing; write every reply with one write.
+        ``started``: when this turn began (``time.monotonic``), if the caller knows."""
         reader = self.reader
         server = self.server
-        lookup = TABLE.get
+        lookup = LOOKUP.get
         self.out = out
         aof = server.aof
         if aof is not None:
             self.aof_mark = aof.appended  # flush() commits what these commands append
-        started = time.perf_counter()
+        if not started:
+            started = monotonic()
         while not self.closing:
             if self.pending is not None:
                 cmds, err = self.pending
@@ -318,7 +322,8 @@ class Connection(asyncio.Protocol):
                 # The hot path, kept flat on purpose: a known command with the right number
                 # of arguments, from an authenticated client outside MULTI, needing no admin
                 # right. Everything else goes through dispatch_slow.
-                cmd = lookup(args[0].lower())
+                name = args[0]
+                cmd = lookup(name) or lookup(name.lower())
                 if (
                     cmd is not None
                     and cmd.min_args <= len(args) <= cmd.max_args
@@ -337,15 +342,22 @@ class Connection(asyncio.Protocol):
                         reply = self.internal_error(cmd)
                 else:
                     reply = self.dispatch_slow(cmd, args)
-                if reply is BLOCKED:
+                # the two commonest replies inline: a bulk string (task JSON) and a constant
+                kind = reply.__class__
+                if kind is bytes:
+                    out.append(b"$%d\r\n%b\r\n" % (len(reply), reply))
+                elif kind is Raw:
+                    out.append(reply)
+                elif reply is BLOCKED:
                     # the handler parked this client: the rest waits until it is woken
                     self.pending = (cmds[i + 1 :], err)
                     self.flush(out)
                     return
-                encode_into(reply, out, self.resp3)
+                else:
+                    encode_into(reply, out, self.resp3)
                 if self.closing:
                     break
-                if i & 63 == 63 and time.perf_counter() - started > RUN_BUDGET_S:
+                if i & 63 == 63 and monotonic() - started > RUN_BUDGET_S:
                     # A long pipeline: send what is done and let other clients run before
                     # the rest (a thousand TASK.CREATEs would otherwise hold the loop ~25 ms).
                     self.pending = (cmds[i + 1 :], err)

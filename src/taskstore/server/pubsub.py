@@ -45,6 +45,17 @@ class Hub:
         self.output_limit = output_limit  # bytes of unsent messages before a client is cut
         #: with an append-only file: writes pending entries before a message leaves
         self.commit: Callable[[], bool] | None = None
+        #: told True at the first subscription and False when none is left, so the server
+        #: listens to the store's changes only while a message could go out
+        self.on_active: Callable[[bool], None] | None = None
+        self.active = False
+
+    def _check_active(self) -> None:
+        active = bool(self.channels or self.patterns)
+        if active is not self.active:
+            self.active = active
+            if self.on_active is not None:
+                self.on_active(active)
 
     # -- subscriptions ------------------------------------------------------
 
@@ -52,6 +63,7 @@ class Hub:
         if channel not in conn.channels:
             conn.channels.add(channel)
             self.channels.setdefault(channel, set()).add(conn)
+            self._check_active()
 
     def unsubscribe(self, conn: Connection, channel: bytes) -> None:
         if channel in conn.channels:
@@ -61,11 +73,13 @@ class Hub:
                 subs.discard(conn)
                 if not subs:
                     del self.channels[channel]
+                    self._check_active()
 
     def psubscribe(self, conn: Connection, pattern: bytes) -> None:
         if pattern not in conn.patterns:
             conn.patterns.add(pattern)
             self.patterns.setdefault(pattern, set()).add(conn)
+            self._check_active()
 
     def punsubscribe(self, conn: Connection, pattern: bytes) -> None:
         if pattern in conn.patterns:
@@ -75,6 +89,7 @@ class Hub:
                 subs.discard(conn)
                 if not subs:
                     del self.patterns[pattern]
+                    self._check_active()
 
     @property
     def clients(self) -> int:

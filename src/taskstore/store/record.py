@@ -12,6 +12,10 @@ from taskstore.store.timefmt import format_ms
 __all__ = ["Interaction", "TaskRecord", "json_object", "list_json", "list_json_v2"]
 
 _STATUS_PART = {status: f',"status":"{status.value}"' for status in TaskStatus}
+# module constants: an enum member read from its class costs an attribute lookup each time
+_INPUT_REQUIRED = TaskStatus.INPUT_REQUIRED
+_COMPLETED = TaskStatus.COMPLETED
+_FAILED = TaskStatus.FAILED
 #: The keys of the ttl and the poll interval in each MCP generation's JSON.
 _V1_NAMES = ("ttl", "pollInterval")
 _V2_NAMES = ("ttlMs", "pollIntervalMs")
@@ -212,14 +216,14 @@ class TaskRecord:
         (``inputRequests``, ``result`` or ``error``); cached like :meth:`wire_json`."""
         cached = self._json_v2
         if cached is None:
-            cached = self._json_v2 = self._encode_v2(detailed=True)
+            cached = self._json_v2 = self._encode_v2(True)
         return cached
 
     def task_json_v2(self) -> bytes:
         """The plain 2026-07-28 ``Task`` (TASK.LIST items): no payload fields."""
-        return self._encode_v2(detailed=False)
+        return self._encode_v2(False)
 
-    def _encode_v2(self, *, detailed: bool) -> bytes:
+    def _encode_v2(self, detailed: bool) -> bytes:
         try:
             head = self._head(json_string, _V2_NAMES).encode("utf-8")
         except UnicodeEncodeError:
@@ -228,12 +232,12 @@ class TaskRecord:
             return head + b"}"
         status = self.status
         interaction = self.interaction
-        if status is TaskStatus.INPUT_REQUIRED:
+        if status is _INPUT_REQUIRED:
             requests = interaction.requests if interaction is not None else {}
             return head + b',"inputRequests":' + json_object(requests) + b"}"
-        if status is TaskStatus.COMPLETED:
+        if status is _COMPLETED:
             return head + b',"result":' + (self.result or b"{}") + b"}"
-        if status is TaskStatus.FAILED:
+        if status is _FAILED:
             error = interaction.error if interaction is not None else None
             if error is None:
                 # failed the first-generation way (TASK.COMPLETE … failed): no error object

@@ -43,6 +43,7 @@ import builtins
 import heapq
 import os
 import sys
+import weakref
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -93,16 +94,21 @@ _COMPLETIONS = (TaskStatus.COMPLETED, TaskStatus.FAILED)
 MAX_LEASE_MS = 86_400_000
 
 
-def _new_task_id() -> str:
-    """A random UUID v4 string from the OS CSPRNG: what ``str(uuid.uuid4())`` gives, cheaper.
+#: hex digit -> the RFC 4122 variant digit (10xx) keeping its two low random bits
+_VARIANT = {f"{n:x}": f"{8 | (n & 3):x}" for n in range(16)}
+#: random hex digits read from the OS CSPRNG at once, 32 per id
+_ID_POOL_HEX = 2048
+#: every store's id pool, emptied in a forked child so parent and child never share ids
+_STORES: weakref.WeakSet[TaskStore] = weakref.WeakSet()
 
-    Randomness is read per id (no pooled bytes a fork could duplicate).
-    """
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+def _forget_id_pools() -> None:
+    for store in list(_STORES):
+        store._id_hex = ""
+        store._id_pos = 0
+
+
+os.register_at_fork(after_in_child=_forget_id_pools)
 
 
 def _seq_key(record: TaskRecord) -> int:
@@ -203,6 +209,10 @@ class TaskStore:
         self._leases: list[tuple[int, int, TaskRecord]] = []
         self._lease_seq = 0
         self._journal: Journal | None = None
+        # random hex for task ids: read 1 KiB at a time (one getrandom call per 64 ids)
+        self._id_hex = ""
+        self._id_pos = 0
+        _STORES.add(self)
 
     # ------------------------------------------------------------------ configuration
 
@@ -234,19 +244,27 @@ class TaskStore:
         """The effective settings, for TASK.CONFIG."""
         return config_items(self._cfg, self._sec)
 
-    def add_listener(self, listener: Listener) -> None:
+    def add_listener(self, listener: Listener, *, first: bool = False) -> None:
         """Call ``listener(event, owner, record)`` after every successful change.
 
         Events: created, updated, variables, result, completed, cancelled, deleted, evicted,
         and for 2026-07-28 tasks asked, answered, failed (TASK.FAIL, or a lease that ran out),
         cancel_requested.
-        Listeners run synchronously after the change is committed and must not raise: an
-        exception propagates to the caller of the operation that triggered it.
+        Listeners run synchronously after the change is committed, in the order they were
+        added (``first``: before the others), and must not raise: an exception propagates to
+        the caller of the operation that triggered it.
         """
-        self._listeners.append(listener)
+        # A new list each time: a listener may add or remove one while the store is
+        # calling them (the server stops listening when its last waiter is woken).
+        if first:
+            self._listeners = [listener, *self._listeners]
+        else:
+            self._listeners = [*self._listeners, listener]
 
     def remove_listener(self, listener: Listener) -> None:
-        self._listeners.remove(listener)
+        listeners = list(self._listeners)
+        listeners.remove(listener)
+        self._listeners = listeners
 
     def set_journal(self, journal: Journal | None) -> None:
         """Tell ``journal`` the effect of every change from now on (persistence); it runs
@@ -285,6 +303,19 @@ class TaskStore:
             self._journal.changed(record)
         if self._listeners:
             self._notify(event, record)
+
+    def _new_task_id(self) -> str:
+        """A random UUID v4 string from the OS CSPRNG: what ``str(uuid.uuid4())`` gives
+        (122 random bits), cheaper. The pool is this store's own (stores are single-threaded)
+        and is emptied in a forked child."""
+        pos = self._id_pos
+        hexes = self._id_hex
+        if pos >= len(hexes):
+            hexes = self._id_hex = os.urandom(_ID_POOL_HEX // 2).hex()
+            pos = 0
+        self._id_pos = pos + 32
+        h = hexes[pos : pos + 32]
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
     def _is_due(self, record: TaskRecord, now: int, retention: int) -> bool:
         ttl = record.ttl_ms
@@ -472,6 +503,79 @@ class TaskStore:
         the limit.
         """
         cfg = self._cfg
+        if (
+            ttl_ms is None
+            and poll_interval_ms is None
+            and not unlimited
+            and 0 < len(request_method) * 4 <= cfg.max_string_length  # UTF-8: <= 4 bytes each
+        ):
+            # the common call (defaults, no id): nothing to check
+            ttl: int | None = cfg.default_ttl_ms
+            poll = cfg.default_poll_interval_ms
+        else:
+            ttl, poll = self._create_settings(request_method, ttl_ms, unlimited, poll_interval_ms)
+        if task_id is not None:
+            check_task_id(task_id)
+
+        now = self.now_ms()
+        shard = self._shard(owner)
+        entry = shard.owners.get(owner)
+        if entry is not None:
+            retention = cfg.expired_retention_ms
+            if task_id is not None:
+                existing = entry.tasks.get(task_id)
+                if existing is not None:
+                    if not self._is_due(existing, now, retention):
+                        raise TaskExists(task_id)
+                    self._evict(shard, entry, existing, popped=False)
+            limit = cfg.max_tasks_per_owner
+            if limit and len(entry.tasks) >= limit:
+                self._evict_owner_due(shard, entry, now, retention)
+                if len(entry.tasks) >= limit:
+                    raise LimitExceeded(len(entry.tasks), limit)
+            entry = shard.owners.get(owner)  # evictions may have emptied and dropped it
+        if entry is None:
+            entry = shard.owners[owner] = _Owner(owner)
+        if task_id is None:
+            task_id = self._new_task_id()
+            while task_id in entry.tasks:  # never in practice; cheap to be certain
+                task_id = self._new_task_id()
+
+        self._seq += 1
+        record = TaskRecord(
+            task_id,
+            entry.name,  # one shared string per owner
+            sys.intern(request_method),
+            now,
+            ttl,
+            poll,
+            self._seq,
+        )
+        entry.tasks[task_id] = record
+        entry.index.append(record)
+        if ttl is not None:
+            expires = now + ttl
+            shard.add(record, expires)
+            if entry.next_expiry is None or expires < entry.next_expiry:
+                entry.next_expiry = expires
+        self._total += 1
+        self._by_status[TaskStatus.WORKING] += 1
+        self._created_total += 1
+        if self._journal is not None:
+            self._journal.changed(record)
+        if self._listeners:
+            self._notify("created", record)
+        return record
+
+    def _create_settings(
+        self,
+        request_method: str,
+        ttl_ms: int | None,
+        unlimited: bool,
+        poll_interval_ms: int | None,
+    ) -> tuple[int | None, int]:
+        """TASK.CREATE's method, TTL and poll interval checked: (ttl, poll interval)."""
+        cfg = self._cfg
         if not request_method:
             raise InvalidArgument("request method must not be empty")
         method_size = utf8_len(request_method)
@@ -501,58 +605,7 @@ class TaskStore:
             raise InvalidArgument("POLLINTERVAL must be a whole number >= 1")
         else:
             poll = poll_interval_ms
-        if task_id is not None:
-            check_task_id(task_id)
-
-        now = self.now_ms()
-        shard = self._shard(owner)
-        entry = shard.owners.get(owner)
-        if entry is not None:
-            retention = cfg.expired_retention_ms
-            if task_id is not None:
-                existing = entry.tasks.get(task_id)
-                if existing is not None:
-                    if not self._is_due(existing, now, retention):
-                        raise TaskExists(task_id)
-                    self._evict(shard, entry, existing, popped=False)
-            limit = cfg.max_tasks_per_owner
-            if limit and len(entry.tasks) >= limit:
-                self._evict_owner_due(shard, entry, now, retention)
-                if len(entry.tasks) >= limit:
-                    raise LimitExceeded(len(entry.tasks), limit)
-            entry = shard.owners.get(owner)  # evictions may have emptied and dropped it
-        if entry is None:
-            entry = shard.owners[owner] = _Owner(owner)
-        if task_id is None:
-            task_id = _new_task_id()
-            while task_id in entry.tasks:  # never in practice; cheap to be certain
-                task_id = _new_task_id()
-
-        self._seq += 1
-        record = TaskRecord(
-            task_id,
-            entry.name,  # one shared string per owner
-            sys.intern(request_method),
-            now,
-            ttl,
-            poll,
-            self._seq,
-        )
-        entry.tasks[task_id] = record
-        entry.index.append(record)
-        if ttl is not None:
-            expires = now + ttl
-            shard.add(record, expires)
-            if entry.next_expiry is None or expires < entry.next_expiry:
-                entry.next_expiry = expires
-        self._total += 1
-        self._by_status[TaskStatus.WORKING] += 1
-        self._created_total += 1
-        if self._journal is not None:
-            self._journal.changed(record)
-        if self._listeners:
-            self._notify("created", record)
-        return record
+        return ttl, poll
 
     def get(self, owner: str, task_id: str) -> TaskRecord:
         """The task, expired ones included until they are evicted."""

@@ -10,6 +10,9 @@ __all__ = ["format_ms", "wall_clock_ms"]
 # dropped wholesale when it grows, which keeps it bounded without LRU bookkeeping.
 _SECONDS: dict[int, str] = {}
 _SECONDS_MAX = 4096
+# The last value formatted, as one tuple (so threads never see a half-updated pair): under
+# load many tasks are created and updated within the same millisecond.
+_last: tuple[int, str] = (-1, "")
 
 
 def wall_clock_ms() -> int:
@@ -19,6 +22,10 @@ def wall_clock_ms() -> int:
 
 def format_ms(epoch_ms: int) -> str:
     """``2026-11-26T13:24:57.123Z`` for an epoch-milliseconds value."""
+    global _last
+    last = _last
+    if last[0] == epoch_ms:
+        return last[1]
     seconds, millis = divmod(epoch_ms, 1000)
     prefix = _SECONDS.get(seconds)
     if prefix is None:
@@ -30,4 +37,6 @@ def format_ms(epoch_ms: int) -> str:
         if len(_SECONDS) >= _SECONDS_MAX:
             _SECONDS.clear()
         _SECONDS[seconds] = prefix
-    return f"{prefix}.{millis:03d}Z"
+    text = f"{prefix}.{millis:03d}Z"
+    _last = (epoch_ms, text)
+    return text

@@ -116,6 +116,9 @@ _CREATE_OPTS = frozenset({b"TTL", b"POLLINTERVAL", b"ID"})
     categories=("write", "fast"),
 )
 def task_create(conn: Connection, args: list[bytes]) -> Any:
+    if len(args) == 2:  # the hot path: no options
+        record = conn.server.store.create(conn.task_owner(), _utf8(args[1], "method"))
+        return record.wire_json_v2() if conn.v2 else record.wire_json()
     owner, opts = _options(conn, args, 2, _CREATE_OPTS)
     ttl_ms: int | None = None
     unlimited = False
