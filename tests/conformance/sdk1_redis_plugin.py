@@ -4,15 +4,14 @@
 
 Before anything is collected it starts a ``redis-server`` on a free loopback port (stopped at
 the end of the session), loads the library, and replaces the SDK's ``InMemoryTaskStore`` by
-:class:`RedisSuiteTaskStore`: a TaskstoreTaskStore whose per-loop clients come from
-``AsyncTaskClient.from_url`` (which tells Redis from taskstore) instead of the constructor,
-with ``max_ttl_ms 0`` so that ``TaskMetadata(ttl=None)`` gets unlimited retention as in the
-SDK. Each store is a fresh owner. At the end it reports the connections the stores left open.
+:class:`RedisSuiteTaskStore`: a plain TaskstoreTaskStore made with the Redis URL (its per-loop
+clients come from ``AsyncTaskClient.from_url``, which tells Redis from taskstore), with
+``max_ttl_ms 0`` so that ``TaskMetadata(ttl=None)`` gets unlimited retention as in the SDK.
+Each store is a fresh owner. At the end it reports the connections the stores left open.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import importlib
 import shutil
@@ -28,9 +27,8 @@ import pytest
 import redis
 
 from conformance.backends import binary, free_port, start_server, stop
-from taskstore.client import AsyncTaskClient, TaskClient
 from taskstore.functions import load
-from taskstore.mcp import TaskstoreTaskStore, sdk1
+from taskstore.mcp import TaskstoreTaskStore
 from taskstore.store.config import StoreConfig
 
 SUMMARY_PREFIX = "taskstore-sdk1-redis: connections left open:"
@@ -43,26 +41,11 @@ _url = ""
 
 
 class RedisSuiteTaskStore(TaskstoreTaskStore):
-    """``InMemoryTaskStore(page_size=10)`` as the SDK's tests make it, on Redis."""
+    """``InMemoryTaskStore(page_size=10)`` as the SDK's tests make it: the store as users
+    make it, given the Redis URL (its clients come from ``AsyncTaskClient.from_url``)."""
 
     def __init__(self, page_size: int = 10) -> None:
-        super().__init__(_url, owner=f"sdk-{uuid.uuid4().hex}", page_size=page_size)
-
-    async def _client(self) -> AsyncTaskClient:
-        loop = asyncio.get_running_loop()
-        entry = self._loops.get(loop)
-        if entry is None:
-            for old in [old for old in self._loops if old.is_closed()]:
-                del self._loops[old]
-            client = await AsyncTaskClient.from_url(_url, config=CONFIG)
-            guard = sdk1._close_at_loop_end(client)
-            await anext(guard)
-            entry = self._loops[loop] = sdk1._LoopClient(client, guard)
-        return entry.client
-
-    def get_all_tasks(self) -> list[Any]:
-        with TaskClient.from_url(_url, config=CONFIG) as tasks:
-            return [sdk1.to_mcp_task(t) for t in tasks.all_tasks(owner=self.owner)]
+        super().__init__(_url, owner=f"sdk-{uuid.uuid4().hex}", page_size=page_size, config=CONFIG)
 
 
 def _patch_in_memory_store() -> list[str]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +28,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, Request, RequestParams, Result
 from pydantic import Field, TypeAdapter
 
+from taskstore.functions import load
 from taskstore.server.app import ServerThread
 
 EXTENSION_ID = "io.modelcontextprotocol/tasks"
@@ -158,11 +161,41 @@ def _text(result: dict[str, Any]) -> str:
 # -- servers ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def taskstore_url() -> Iterator[str]:
-    """A taskstore in this process (its own thread and loop), on a free loopback port."""
-    with ServerThread(port=0) as srv:
-        yield f"redis://127.0.0.1:{srv.port}"
+@pytest.fixture(scope="module", params=["taskstore", "redis"])
+def taskstore_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Where the tasks live: a taskstore in this process (its own thread and loop), or a
+    redis-server (Debian's package) with the taskstore Functions library loaded: the same
+    demo, unchanged, on both (docs/production.md). Free loopback ports."""
+    if request.param == "taskstore":
+        with ServerThread(port=0) as srv:
+            yield f"redis://127.0.0.1:{srv.port}"
+        return
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.fail("redis-server is not installed (apt-get install redis-server)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"redis://127.0.0.1:{port}"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.01)
+        load(url)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def start_demo(taskstore: str) -> tuple[subprocess.Popen[str], str]:

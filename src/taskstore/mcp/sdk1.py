@@ -43,6 +43,7 @@ from taskstore.client import (
     default_url,
 )
 from taskstore.client._commands import TTL, UNLIMITED
+from taskstore.store.config import StoreConfig
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -194,7 +195,7 @@ async def _disconnect_now(client: AsyncTaskClient) -> None:
     whole close happens in the step that starts it, so nothing can come in between (and a
     second close of the guard, by ``shutdown_asyncgens()``, finds it finished).
     """
-    pool = client.redis.connection_pool
+    pool = getattr(client.redis, "connection_pool", None)  # a cluster client has none
     idle = getattr(pool, "_available_connections", None)
     used = getattr(pool, "_in_use_connections", None)
     if idle is None or used is None:  # pragma: no cover - a redis-py without these
@@ -218,6 +219,11 @@ class TaskstoreTaskStore(TaskStore):
     ``tools/call``), ``client=`` to share an :class:`~taskstore.client.AsyncTaskClient` (then
     no ``url``), and ``wait_chunk_ms``, the longest single TASK.WAIT before waiting again.
 
+    The URL may also name a Redis / Valkey (standalone or cluster) with the taskstore
+    Functions library loaded: each loop's client comes from
+    :meth:`~taskstore.client.AsyncTaskClient.from_url`, which tells them apart on connect;
+    ``config=`` are then the limits the library applies (docs/production.md).
+
     Nothing connects before the first call. The store then keeps one connection pool per
     event loop that uses it, and closes each pool on its own loop: when that loop shuts down
     (``asyncio.run`` and friends), when the store is garbage-collected, or on :meth:`close`
@@ -237,6 +243,7 @@ class TaskstoreTaskStore(TaskStore):
         request_method: str = "tools/call",
         client: AsyncTaskClient | None = None,
         wait_chunk_ms: int = DEFAULT_WAIT_CHUNK_MS,
+        config: StoreConfig | None = None,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -255,6 +262,9 @@ class TaskstoreTaskStore(TaskStore):
         self.wait_chunk_ms = self._fit_chunk(wait_chunk_ms)
         self._max_ttl_ms: int | None = None
         self._local_waiters: dict[str, set[asyncio.Event]] = {}
+        #: the limits the Functions library applies when the URL is Redis / Valkey (None:
+        #: the defaults); a taskstore applies its own settings
+        self.config = config
 
     def connection_kwargs(self) -> dict[str, Any]:
         """redis-py's connection settings of this store (host, port, socket_timeout, …)."""
@@ -292,7 +302,10 @@ class TaskstoreTaskStore(TaskStore):
             for old in [old for old in self._loops if old.is_closed()]:
                 del self._loops[old]  # their guards ran at the loop's shutdown
             assert self.url is not None
-            client = AsyncTaskClient(self.url)
+            client = await AsyncTaskClient.from_url(self.url, config=self.config)
+            if self._loops.get(loop) is not None:  # made meanwhile by another call: use it
+                await client.aclose()
+                return self._loops[loop].client
             guard = _close_at_loop_end(client)
             # the first step registers the guard with this loop's async-generator hooks and
             # stops at its yield (no await before it: nothing else runs in between)
@@ -354,7 +367,7 @@ class TaskstoreTaskStore(TaskStore):
         """
         if self.url is None:
             raise TypeError("get_all_tasks() needs a store made with a URL, not a client")
-        with TaskClient(self.url) as tasks:
+        with TaskClient.from_url(self.url, config=self.config) as tasks:
             return [to_mcp_task(t) for t in tasks.all_tasks(owner=self.owner)]
 
     # -- helpers ----------------------------------------------------------------------------

@@ -181,8 +181,10 @@ class TasksExtension(Extension):
     backed by a taskstore server.
 
     ``url``: the taskstore (``redis://[user:pw@]host:port``; None: ``$TASKSTORE_URL``, else
-    ``redis://127.0.0.1:6379``); ``client_options`` go to :class:`AsyncTaskClient` (redis-py
-    options). Its connections render the 2026-07-28 generation.
+    ``redis://127.0.0.1:6379``), or a Redis / Valkey with the taskstore Functions library
+    (told apart on connect: :meth:`AsyncTaskClient.from_url`); ``client_options`` go to
+    ``from_url`` (redis-py options, and ``config=``, the limits the library applies on Redis).
+    Its connections render the 2026-07-28 generation.
 
     Task-capable tools: those registered with :meth:`tool` (contributed to the server by the
     extension) and the names in ``task_tools`` (tools registered the usual way).
@@ -289,7 +291,7 @@ class TasksExtension(Extension):
         if not self.wants_task(params, ctx):
             return await call_next(ctx)
         owner = self.owner_of(ctx)
-        client = self.client()
+        client = await self.client()
         try:
             task = await client.create(
                 "tools/call", ttl=self.ttl, poll_interval=self.poll_interval, owner=owner
@@ -336,15 +338,22 @@ class TasksExtension(Extension):
             return self._owner
         return self._owner(ctx)
 
-    def client(self) -> AsyncTaskClient:
-        """The taskstore client of the running event loop (made on first use)."""
+    async def client(self) -> AsyncTaskClient:
+        """The client of the running event loop, made on first use with
+        :meth:`AsyncTaskClient.from_url`: the URL may name a taskstore or a Redis / Valkey
+        with the taskstore Functions library (docs/production.md)."""
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
             for old in [old for old in self._clients if old.is_closed()]:
                 del self._clients[old]
-            client = AsyncTaskClient(self.url, version=MCP_2026_07_28, **self._client_options)
-            self._clients[loop] = client
+            client = await AsyncTaskClient.from_url(
+                self.url, version=MCP_2026_07_28, **self._client_options
+            )
+            made = self._clients.setdefault(loop, client)
+            if made is not client:  # another request made one meanwhile: use that
+                await client.aclose()
+                client = made
         return client
 
     @property
@@ -371,7 +380,7 @@ class TasksExtension(Extension):
         self, ctx: ServerRequestContext[Any, Any], params: GetTaskParams
     ) -> dict[str, Any]:
         try:
-            task = await self.client().get(params.task_id, owner=self.owner_of(ctx))
+            task = await (await self.client()).get(params.task_id, owner=self.owner_of(ctx))
         except TaskError as e:
             raise _as_mcp_error(e) from None
         return {**task.to_wire(), "resultType": "complete"}
@@ -380,7 +389,7 @@ class TasksExtension(Extension):
         self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskParams
     ) -> dict[str, Any]:
         try:
-            await self.client().answer(
+            await (await self.client()).answer(
                 params.task_id, params.input_responses, owner=self.owner_of(ctx)
             )
         except (TaskNotFound, TaskExpired):
@@ -393,7 +402,7 @@ class TasksExtension(Extension):
         self, ctx: ServerRequestContext[Any, Any], params: CancelTaskParams
     ) -> dict[str, Any]:
         try:
-            await self.client().request_cancel(params.task_id, owner=self.owner_of(ctx))
+            await (await self.client()).request_cancel(params.task_id, owner=self.owner_of(ctx))
         except (TaskNotFound, TaskExpired):
             pass  # the spec: the ack also for unknown ids
         except TaskError as e:
