@@ -1,8 +1,9 @@
 """Blocking waits (TASK.RESULT … BLOCK, TASK.WAIT, TASK.ANSWERS … BLOCK): clients parked on a
 task until it changes.
 
-A waiter is keyed by (owner, task id). The store calls ``Waiters.on_change`` synchronously
-after every change; the reply is computed there, from the state right after that change, and
+A waiter is keyed by (owner, task id). While any client waits, the store calls
+``Waiters.on_change`` synchronously after every change (``on_active`` tells the server when to
+start and stop listening); the reply is computed there, from the state right after that change, and
 handed to the waiting connection on the next loop iteration (never inside another client's
 command, so a woken client's queued commands cannot run in the middle of someone else's).
 """
