@@ -489,7 +489,7 @@ class _Worker:
             session.client_capabilities,
             outbound=channel,
         )
-        task_session = ServerSession(channel, connection, request_meta=ctx.meta)  # type: ignore[arg-type]
+        task_session = ServerSession(channel, connection, request_meta=ctx.meta)
         return dataclasses.replace(
             ctx, session=task_session, close_sse_stream=None, close_standalone_sse_stream=None
         )

@@ -20,8 +20,10 @@ request that arrives over many reads, so each byte is parsed once.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain, repeat
+from typing import cast
 
 import hiredis
 
@@ -169,7 +171,8 @@ def _large_header(data: bytes | bytearray, start: int, end: int) -> int:
     if p is not None:
         return p.start()
     return -1 if m is None else end
-_pack = hiredis.pack_command
+# (hiredis's stub declares a one-element tuple; it takes any number of elements)
+_pack = cast(Callable[[tuple[bytes, ...]], bytes], hiredis.pack_command)
 
 
 def _canonical_size(cmds: list[list[bytes]], data: bytes | bytearray) -> bool:
