@@ -392,6 +392,10 @@ class Connection(asyncio.Protocol):
             if aof.buffer and not aof.commit_pending() and appended:
                 self.abort_unwritten(transport)
                 return
+        self.send(transport, out)
+
+    def send(self, transport: asyncio.Transport, out: list[bytes]) -> None:
+        """Write the replies, then close if a command ended the connection."""
         if out:
             transport.write(b"".join(out))
         if self.closing:
@@ -402,13 +406,10 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        if not ok:
+        if ok:
+            self.send(transport, out)
+        else:
             self.abort_unwritten(transport)
-            return
-        if out:
-            transport.write(b"".join(out))
-        if self.closing:
-            self.close_after_reply(transport)
 
     def abort_unwritten(self, transport: asyncio.Transport) -> None:
         """Changes these replies acknowledge are not in the append-only file: no reply may
