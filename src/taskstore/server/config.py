@@ -6,14 +6,14 @@ A setting has the same name everywhere (design.md §8): the key in the TOML file
 
 from __future__ import annotations
 
-import ipaddress
-import tomllib
 from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskstore.server.users import User, UserConfigError, parse_users
 from taskstore.store import SecurityConfig, StoreConfig
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class ConfigError(ValueError):
@@ -238,10 +238,16 @@ SETTINGS: dict[str, Setting] = {
 STORE_SETTINGS = frozenset(f.name for f in fields(StoreConfig))
 
 
+#: Addresses ``ipaddress`` would call loopback, answered without importing it at start-up
+_LOOPBACK_LITERALS = frozenset({"127.0.0.1", "::1"})
+
+
 def _loopback_only(bind: str) -> bool:
     for host in bind.split():
-        if host == "localhost":
+        if host == "localhost" or host.lstrip("-").strip("[]") in _LOOPBACK_LITERALS:
             continue
+        import ipaddress  # only for other addresses than the default's
+
         try:
             if not ipaddress.ip_address(host.lstrip("-").strip("[]")).is_loopback:
                 return False
@@ -334,6 +340,8 @@ class ServerConfig:
 
 def load_file(path: str | Path) -> dict[str, Any]:
     """Read a TOML config file into setting values (``[[users]]`` kept as is)."""
+    import tomllib  # only with a config file: 1.9 ms of every start-up otherwise
+
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
