@@ -153,7 +153,7 @@ def config_args(owner: str | None) -> Args:
     return with_owner(["TASK.CONFIG"], owner)
 
 
-# -- the 2026-07-28 commands (design.md §5b) --------------------------------------------------
+# -- the 2026-07-28 commands (docs/commands.md, 2026-07-28) ----------------------------------------
 
 #: Words TASK.ASK / TASK.ANSWER read as options wherever a key could stand (any case): no
 #: input request can have such a key.

@@ -1,4 +1,4 @@
-"""The clients on Redis / Valkey with the taskstore Functions library (design.md §11).
+"""The clients on Redis / Valkey with the taskstore Functions library (docs/production.md).
 
 :meth:`TaskClient.from_url` / :meth:`AsyncTaskClient.from_url` detect the server on connect.
 On taskstore nothing here is used. On Redis or Valkey the client's TASK commands (built by

@@ -1,6 +1,6 @@
 """Every connection of a client's pool selects the client's MCP task generation.
 
-taskstore renders tasks in one generation per connection (``TASK.VERSION``, design.md §5b), and
+taskstore renders tasks in one generation per connection (``TASK.VERSION``; docs/commands.md), and
 the server's default (setting ``mcp_version``) is not the client's to assume. So the clients
 put a hook into redis-py's connection settings (``redis_connect_func``): after redis-py's own
 handshake (``on_connect``: HELLO, AUTH, SELECT, CLIENT SETNAME) it sends ``TASK.VERSION <v>``

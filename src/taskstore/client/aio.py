@@ -363,7 +363,7 @@ class AsyncTaskClient:
         """Every task of the owner (all pages), newest first."""
         return [task async for task in self.iter_tasks(owner=owner)]
 
-    # -- the 2026-07-28 commands (design.md §5b); on any connection generation ----------------
+    # -- the 2026-07-28 commands (docs/commands.md, 2026-07-28); on any connection generation ------
 
     async def ask(
         self,

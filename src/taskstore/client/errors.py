@@ -1,4 +1,4 @@
-"""Exceptions the taskstore clients raise for error replies (design.md §5).
+"""Exceptions the taskstore clients raise for error replies (docs/commands.md §3).
 
 Every error reply of the server starts with a code word; each code has its own class here, and
 each class carries ``mcp_code``, the JSON-RPC error code an MCP server should answer with:
@@ -22,7 +22,7 @@ reply prefix           class                mcp_code
 ``UNBLOCKED``          Unblocked            None
 =====================  ===================  ========
 
-``None`` means what design.md §5 writes as "—": the error is about the connection's identity,
+``None`` means what docs/commands.md §3 writes as "—": the error is about the connection's identity,
 not about a task, so it has no MCP counterpart (an MCP server meeting one has a configuration
 problem and would answer -32603, internal error).
 

@@ -371,7 +371,7 @@ class TaskClient:
         """Every task of the owner (all pages), newest first."""
         return builtins.list(self.iter_tasks(owner=owner))
 
-    # -- the 2026-07-28 commands (design.md §5b); on any connection generation ----------------
+    # -- the 2026-07-28 commands (docs/commands.md, 2026-07-28); on any connection generation ------
 
     def ask(
         self,

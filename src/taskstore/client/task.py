@@ -1,6 +1,6 @@
 """The task as the client sees it: one dataclass for both MCP task generations.
 
-taskstore renders a task in the generation its connection selected (design.md §5b): the MCP
+taskstore renders a task in the generation its connection selected (docs/commands.md): the MCP
 2025-11-25 ``Task`` (``ttl``, ``pollInterval``, ``_meta`` with the variables) or the 2026-07-28
 ``DetailedTask`` (``ttlMs``, ``pollIntervalMs``, no ``_meta``, plus ``inputRequests`` /
 ``result`` / ``error`` for its status). :meth:`Task.from_wire` reads either shape; the
@@ -35,7 +35,7 @@ TaskStatus = Literal["working", "input_required", "completed", "failed", "cancel
 STATUSES: Final[frozenset[str]] = frozenset(get_args(TaskStatus))
 TERMINAL_STATUSES: Final[frozenset[str]] = frozenset({"completed", "failed", "cancelled"})
 
-#: The MCP revisions whose task shape taskstore renders (``TASK.VERSION``, design.md §5b).
+#: The MCP revisions whose task shape taskstore renders (``TASK.VERSION``; docs/commands.md).
 McpVersion = Literal["2025-11-25", "2026-07-28"]
 #: First generation: the core-protocol tasks of MCP 2025-11-25 (the MCP Python SDK 1.x).
 MCP_2025_11_25: Final = "2025-11-25"

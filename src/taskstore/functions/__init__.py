@@ -1,6 +1,6 @@
-"""taskstore's TASK semantics as a Redis Functions library (design.md §11).
+"""taskstore's TASK semantics as a Redis Functions library (docs/production.md).
 
-``taskstore.lua`` (``#!lua name=taskstore``) implements every TASK operation of design.md §5
+``taskstore.lua`` (``#!lua name=taskstore``) implements every TASK operation of docs/commands.md §3
 and §5b for Redis >= 7 and Valkey >= 7, standalone or cluster: keys ``ts:{<owner>}:…`` (one
 hash slot per owner), retention with ``PEXPIREAT``, notifications with ``SPUBLISH`` on
 ``tasks:{<owner>}``. :class:`taskstore.client.TaskClient.from_url` speaks to it.

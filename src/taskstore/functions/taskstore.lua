@@ -1,6 +1,6 @@
 #!lua name=taskstore
 --[[
-taskstore's TASK semantics (design.md sections 4, 5, 5b and 11) as a Redis Functions library,
+taskstore's TASK semantics (docs/commands.md and docs/production.md) as a Redis Functions library,
 for Redis >= 7 and Valkey >= 7, standalone or cluster.
 
 Calling convention (docs/production.md):

@@ -1,4 +1,4 @@
-"""A demo MCP server (SDK 2.x) whose tools run as tasks kept in taskstore (design.md §12).
+"""A demo MCP server (SDK 2.x) whose tools run as tasks kept in taskstore (docs/mcp.md).
 
     python -m taskstore.mcp.demo --port 8000 --taskstore redis://127.0.0.1:6379
 

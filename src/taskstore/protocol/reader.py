@@ -171,6 +171,8 @@ def _large_header(data: bytes | bytearray, start: int, end: int) -> int:
     if p is not None:
         return p.start()
     return -1 if m is None else end
+
+
 # (hiredis's stub declares a one-element tuple; it takes any number of elements)
 _pack = cast(Callable[[tuple[bytes, ...]], bytes], hiredis.pack_command)
 

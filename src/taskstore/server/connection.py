@@ -88,7 +88,7 @@ class Connection(asyncio.Protocol):
         self.lib_name = ""
         self.lib_ver = ""
         self.resp3 = False
-        # tasks render in MCP 2026-07-28 form (design.md §5b), else 2025-11-25
+        # tasks render in MCP 2026-07-28 form (docs/commands.md, 2026-07-28), else 2025-11-25
         self.v2 = server.config.mcp_version == "2026-07-28"
         self.user = "default"
         self.account: User | None = None  # the configured user, None for "default"
@@ -137,7 +137,7 @@ class Connection(asyncio.Protocol):
 
     @property
     def owner(self) -> str:
-        """Whose tasks this connection sees (design.md §3)."""
+        """Whose tasks this connection sees (docs/architecture.md, Owners)."""
         if self.user == "default":
             return self.server.security.default_owner
         return self.user

@@ -21,7 +21,7 @@ def _require_int(name: str, value: object, minimum: int) -> None:
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
-    """Limits of the task store (design.md section 4); validated on construction."""
+    """Limits of the task store (docs/commands.md §5); validated on construction."""
 
     default_ttl_ms: int = 3_600_000
     max_ttl_ms: int = 86_400_000

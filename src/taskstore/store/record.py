@@ -22,7 +22,7 @@ _V2_NAMES = ("ttlMs", "pollIntervalMs")
 
 
 class Interaction:
-    """What a task exchanges with its client beyond its status (MCP 2026-07-28, design.md §5b):
+    """What a task exchanges with its client beyond its status (MCP 2026-07-28; docs/commands.md):
     input requests and their answers, the JSON-RPC error it failed with, a cancellation
     request. Held only by tasks that use one of them, so first-generation records stay small.
 
@@ -209,7 +209,7 @@ class TaskRecord:
             return b'{"error":' + interaction.error + b"}"
         return self.result
 
-    # -- the 2026-07-28 rendering (design.md §5b) -------------------------------------------
+    # -- the 2026-07-28 rendering (docs/commands.md, 2026-07-28) -----------------------------------
 
     def wire_json_v2(self) -> bytes:
         """The MCP 2026-07-28 ``DetailedTask``: the Task plus the payload of its status

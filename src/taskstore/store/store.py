@@ -15,7 +15,7 @@ deadline is enforced on every access, not by the sweep). Records are keyed by ow
 ``"<owner>:<task_id>"`` string: the same structural isolation, without a key string of some 90
 bytes per task.
 
-Decisions where the seed, the spec and design.md leave room:
+Decisions where the seed, the MCP spec and Redis leave room (docs/architecture.md):
 
 * Store time never goes backwards: the clock is clamped to its highest value seen, so creation
   order by ``(createdAt, seq)`` is the same as by ``seq`` alone and a wall clock stepping back
@@ -181,7 +181,7 @@ class _Shard:
 
 
 class TaskStore:
-    """Owner-scoped task operations with the semantics of design.md sections 4 and 5."""
+    """Owner-scoped task operations with the semantics of docs/commands.md."""
 
     def __init__(
         self,
@@ -748,7 +748,7 @@ class TaskStore:
         self._commit(record, now, "cancelled")
         return record
 
-    # ------------------------------------------------------------ 2026-07-28 (design.md §5b)
+    # ------------------------------------------------------------ 2026-07-28 (docs/commands.md)
 
     @staticmethod
     def _interaction(record: TaskRecord) -> Interaction:

@@ -1,4 +1,4 @@
-"""The TASK command family (design.md §5): parse the arguments, apply them to the store with
+"""The TASK command family (docs/commands.md §3): parse the arguments, apply them to the store with
 the caller's owner, reply with the task's wire JSON."""
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def _options(
 
 
 def _task(conn: Connection, record: TaskRecord) -> bytes:
-    """A task in the connection's MCP generation (design.md §5b)."""
+    """A task in the connection's MCP generation (docs/commands.md, Second-generation tasks)."""
     return record.wire_json_v2() if conn.v2 else record.wire_json()
 
 
@@ -467,7 +467,7 @@ def task_del(conn: Connection, args: list[bytes]) -> Any:
     return 1 if conn.server.store.delete(owner, _text(args[1])) else 0
 
 
-# -- 2026-07-28: input requests, answers, errors, the record, the generation (design.md §5b) --
+# -- 2026-07-28: input requests, answers, errors, the record, the generation ----------------
 
 
 def _pairs(
