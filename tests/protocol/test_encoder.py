@@ -6,7 +6,6 @@ import hiredis
 import pytest
 
 from taskstore.protocol import (
-    NULL_ARRAY,
     OK,
     ErrorReply,
     Push,
@@ -39,7 +38,6 @@ def decode(data: bytes):
         (1.5, b"$3\r\n1.5\r\n", b",1.5\r\n"),
         (float("inf"), b"$3\r\ninf\r\n", b",inf\r\n"),
         (None, b"$-1\r\n", b"_\r\n"),
-        (NULL_ARRAY, b"*-1\r\n", b"_\r\n"),
         ([], b"*0\r\n", b"*0\r\n"),
         ([1, b"a"], b"*2\r\n:1\r\n$1\r\na\r\n", b"*2\r\n:1\r\n$1\r\na\r\n"),
         ({"a": 1}, b"*2\r\n$1\r\na\r\n:1\r\n", b"%1\r\n$1\r\na\r\n:1\r\n"),

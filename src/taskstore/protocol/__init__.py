@@ -1,7 +1,6 @@
 """Sans-IO RESP: requests in (``RequestReader``), replies out (``encode``)."""
 
 from taskstore.protocol.encoder import (
-    NULL_ARRAY,
     OK,
     PONG,
     QUEUED,
@@ -30,7 +29,6 @@ from taskstore.protocol.reader import (
 __all__ = [
     "INLINE_MAX_SIZE",
     "MULTIBULK_MAX",
-    "NULL_ARRAY",
     "OK",
     "PONG",
     "QUEUED",

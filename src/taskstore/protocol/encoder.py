@@ -12,7 +12,6 @@ value                  RESP3                   RESP2 (as Redis downgrades)
 ``bool``               ``#t`` / ``#f``         ``:1`` / ``:0``
 ``float``              double ``,``            bulk string
 ``None``               null ``_``              ``$-1``
-``NULL_ARRAY``         null ``_``              ``*-1``
 ``list`` / ``tuple``   array ``*``             array
 ``dict``               map ``%``               flat array of 2N
 ``set`` / frozenset    set ``~``               array
@@ -65,16 +64,6 @@ class Raw(bytes):
 
     __slots__ = ()
 
-
-class _NullArray:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NULL_ARRAY"
-
-
-#: The null array (``*-1`` in RESP2), e.g. EXEC after a failed WATCH.
-NULL_ARRAY = _NullArray()
 
 OK = Raw(b"+OK\r\n")
 PONG = Raw(b"+PONG\r\n")
@@ -131,10 +120,6 @@ def _enc_float(v: float, out: list[bytes], resp3: bool) -> None:
 
 def _enc_none(v: None, out: list[bytes], resp3: bool) -> None:
     out.append(b"_\r\n" if resp3 else b"$-1\r\n")
-
-
-def _enc_null_array(v: _NullArray, out: list[bytes], resp3: bool) -> None:
-    out.append(b"_\r\n" if resp3 else b"*-1\r\n")
 
 
 def _enc_array(v: list[Any] | tuple[Any, ...], out: list[bytes], resp3: bool) -> None:
@@ -208,7 +193,6 @@ _ENCODERS: dict[type, _Encoder] = {
     Push: _enc_push,
     Replies: _enc_replies,
     Raw: _enc_raw,
-    _NullArray: _enc_null_array,
 }
 
 # Order matters: most specific first.

@@ -146,14 +146,6 @@ class TaskRecord:
         ttl = self.ttl_ms
         return ttl is not None and now_ms >= self.created_at_ms + ttl
 
-    def __lt__(self, other: TaskRecord) -> bool:
-        # Orders the per-shard expiry heap; only records with a ttl are ever compared.
-        mine = self.created_at_ms + (self.ttl_ms or 0)
-        theirs = other.created_at_ms + (other.ttl_ms or 0)
-        if mine != theirs:
-            return mine < theirs
-        return self.seq < other.seq
-
     def wire_json(self) -> bytes:
         """Compact JSON of the MCP ``Task``; cached until the store next mutates the record."""
         cached = self._json

@@ -15,8 +15,6 @@ from taskstore.server.commands.base import Arg, CommandError, command
 if TYPE_CHECKING:
     from taskstore.server.connection import Connection
 
-_TX = ("transaction",)
-
 
 @command(
     "multi",
