@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from helpers import free_port, need_tool, wait_port
+from helpers import free_port, wait_port
+from rawclient import RawClient
 
 if TYPE_CHECKING:
     from taskstore.server.app import Server, ServerThread
@@ -24,8 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 #: the servers these fixtures start render 2025-11-25 tasks unless a test asks for
 #: ``mcp_version="2026-07-28"`` (tests/server/test_tasks_v2.py and the v2 client tests do).
 FIRST_GENERATION = "2025-11-25"
-
-__all__ = ["free_port", "need_tool", "wait_port"]  # re-exported for older imports
 
 
 @pytest.fixture
@@ -55,6 +55,41 @@ def make_server() -> Iterator[Callable[..., Server]]:
     yield make
     for runner in runners:
         runner.stop()
+
+
+@pytest.fixture
+def raw_clients() -> Iterator[Callable[..., RawClient]]:
+    """Open raw clients (tests/rawclient.py), optionally RESP3 and logged in; all closed after."""
+    opened: list[RawClient] = []
+
+    def open_client(port: int, protocol: int = 2, auth: tuple[str, str] | None = None) -> RawClient:
+        c = RawClient(port, protocol=protocol)
+        opened.append(c)
+        if auth is not None:
+            assert c.call_frame("AUTH", *auth) == b"+OK\r\n"
+        return c
+
+    yield open_client
+    for c in opened:
+        c.close()
+
+
+@pytest.fixture
+def open_files() -> Iterator[Callable[[int], None]]:
+    """``open_files(n)`` raises this process's open-file limit to ``n`` (servers spawned after
+    inherit it); the limit is restored after the test."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def want(n: int) -> None:
+        if soft != resource.RLIM_INFINITY and soft < n:
+            if hard != resource.RLIM_INFINITY and hard < n:
+                pytest.fail(f"needs {n} open files, the hard limit is {hard} (ulimit -Hn)")
+            resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+
+    try:
+        yield want
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @dataclass

@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rawclient import pack
+
 #: Connections open at once for the kinds that end in batches (output limit, CLIENT KILL,
 #: idle timeout). The warm-up runs one batch first, so the server's memory high-water mark
 #: (arenas that held a batch of live connections) is reached before the baseline is read.
@@ -71,11 +73,7 @@ class Control:
         self.file = self.sock.makefile("rb")
 
     def call(self, *args: str | bytes) -> bytes:
-        parts = [b"*%d\r\n" % len(args)]
-        for a in args:
-            b = a.encode() if isinstance(a, str) else a
-            parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
-        request = b"".join(parts)
+        request = pack(*args)
         try:
             self.sock.sendall(request)
             return self._read()

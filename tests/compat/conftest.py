@@ -16,7 +16,7 @@ from typing import Any
 import hiredis
 import pytest
 
-from conftest import free_port, wait_port
+from helpers import free_port, wait_port
 from rawclient import RawClient
 
 from .proxy import Conn, LoggingProxy

@@ -30,8 +30,8 @@ from typing import Any
 
 import pytest
 
-from conftest import need_tool
-from rawclient import RawClient
+from helpers import need_tool
+from rawclient import RawClient, pack
 
 from .conftest import differences_from_redis, handshake_of, main_connection
 from .scenario import CHANNEL, MESSAGES_EXPECTED, SCENARIO, check_scenario, with_id
@@ -394,14 +394,6 @@ def test_redis_cli_no_raw(make_server, logging_proxy, reference_redis, row) -> N
     check_scenario(out, string_type="string", error_classes=CLI_ERROR)
 
 
-def _resp(*args: str) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        b = a.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(out)
-
-
 def _dbsize(port: int) -> int:
     with RawClient(port) as c:
         return int(c.call("DBSIZE"))
@@ -426,7 +418,7 @@ def test_redis_cli_pipe(spawn_server, logging_proxy, reference_redis, row) -> No
     res = cli(
         proxy.port,
         "--pipe",
-        stdin=b"".join(_resp(*c) for c in commands),
+        stdin=b"".join(pack(*c) for c in commands),
         stderr=expected + SCENARIO["pipeline_id"].encode() + b"\n",
     )
     assert res.returncode == 1, res
@@ -446,7 +438,7 @@ def test_redis_cli_pipe(spawn_server, logging_proxy, reference_redis, row) -> No
     assert echo[0] == b"ECHO" and len(echo[1]) == 20 and conn.replies[-1] == echo[1]
 
     before = _dbsize(srv.port)
-    mass = _resp("TASK.CREATE", "tools/call") * MASS
+    mass = pack("TASK.CREATE", "tools/call") * MASS
     res = cli(srv.port, "--pipe", stdin=mass)
     assert res.returncode == 0, res
     summary = res.stdout.decode().splitlines()[-1]

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import need_tool
+from helpers import need_tool
 
 from .conftest import COMPAT, SNIPPETS, need_node
 from .gen_docs import SNIPPET_OUTPUT

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tests.mcp2.test_extension import TERMINAL, Tasks, _text, run, stop
 
+from helpers import free_port
 from taskstore.server.app import ServerThread
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,15 +29,9 @@ def test_doc_shows_the_example_verbatim() -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_example_runs_against_a_real_server() -> None:
     with ServerThread(port=0) as store:
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "TASKSTORE_URL": store.url, "PORT": str(port)}
         proc = subprocess.Popen(
             [sys.executable, str(EXAMPLE)],

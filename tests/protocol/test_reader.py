@@ -9,15 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rawclient import pack
 from taskstore.protocol import ProtocolError, QueryBufferLimit, ReaderLimits, RequestReader
 from taskstore.protocol.reader import split_inline
-
-
-def pack(*args: bytes) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
 
 
 def read_all(data: bytes, *, chunk: int | None = None, **limits: int):

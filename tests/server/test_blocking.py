@@ -18,14 +18,13 @@ from __future__ import annotations
 import json
 import os
 import random
-import resource
 import selectors
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -39,49 +38,34 @@ from redis._parsers import (
     _RESP3Parser,
 )
 
-from rawclient import pack
-from wire import Wire, bulk, decode, error
+from rawclient import RawClient, bulk, decode, error, pack
 
 LONG = os.environ.get("TASKSTORE_LONG", "") not in ("", "0")
-
-
-@pytest.fixture
-def wires() -> Iterator[Callable[..., Wire]]:
-    opened: list[Wire] = []
-
-    def open_wire(port: int, protocol: int = 2) -> Wire:
-        w = Wire(port, protocol)
-        opened.append(w)
-        return w
-
-    yield open_wire
-    for w in opened:
-        w.close()
 
 
 NULL = {2: b"$-1\r\n", 3: b"_\r\n"}
 
 
-def new_task(w: Wire, *extra: object) -> tuple[str, bytes]:
+def new_task(w: RawClient, *extra: object) -> tuple[str, bytes]:
     """Create a task; its id and the exact reply frame."""
-    frame = w.call("TASK.CREATE", "tools/call", *extra)
+    frame = w.call_frame("TASK.CREATE", "tools/call", *extra)
     assert frame.startswith(b"$"), frame
     return json.loads(decode(frame))["taskId"], frame
 
 
-def info_int(w: Wire, section: str, field: str) -> int:
-    text = decode(w.call("INFO", section)).decode()
+def info_int(w: RawClient, section: str, field: str) -> int:
+    text = decode(w.call_frame("INFO", section)).decode()
     for line in text.splitlines():
         if line.startswith(field + ":"):
             return int(line.split(":", 1)[1])
     raise AssertionError(f"{field} not in INFO {section}: {text!r}")
 
 
-def blocked_clients(w: Wire) -> int:
+def blocked_clients(w: RawClient) -> int:
     return info_int(w, "clients", "blocked_clients")
 
 
-def wait_blocked(w: Wire, n: int, timeout: float = 10.0) -> float:
+def wait_blocked(w: RawClient, n: int, timeout: float = 10.0) -> float:
     """Poll INFO (harness only) until exactly ``n`` clients are blocked; seconds it took."""
     start = time.perf_counter()
     deadline = start + timeout
@@ -93,8 +77,8 @@ def wait_blocked(w: Wire, n: int, timeout: float = 10.0) -> float:
         time.sleep(0.001)
 
 
-def client_ids(w: Wire) -> set[int]:
-    text = decode(w.call("CLIENT", "LIST")).decode()
+def client_ids(w: RawClient) -> set[int]:
+    text = decode(w.call_frame("CLIENT", "LIST")).decode()
     return {int(line.split()[0][3:]) for line in text.splitlines() if line}
 
 
@@ -113,18 +97,18 @@ FAILED = '{"content":[{"type":"text","text":"boom"}],"isError":true}'
 # task id, the waiter's client id and the protocol.
 
 
-def _outcome_completed(c: Wire, ctx: dict) -> dict[str, bytes]:
-    frame = c.call("TASK.COMPLETE", ctx["tid"], "completed", RESULT)
+def _outcome_completed(c: RawClient, ctx: dict) -> dict[str, bytes]:
+    frame = c.call_frame("TASK.COMPLETE", ctx["tid"], "completed", RESULT)
     return {"result": bulk(RESULT), "wait": frame, "wait-status": frame}
 
 
-def _outcome_failed(c: Wire, ctx: dict) -> dict[str, bytes]:
-    frame = c.call("TASK.COMPLETE", ctx["tid"], "failed", FAILED, "MESSAGE", "tool failed")
+def _outcome_failed(c: RawClient, ctx: dict) -> dict[str, bytes]:
+    frame = c.call_frame("TASK.COMPLETE", ctx["tid"], "failed", FAILED, "MESSAGE", "tool failed")
     return {"result": bulk(FAILED), "wait": frame, "wait-status": frame}
 
 
-def _outcome_cancelled(c: Wire, ctx: dict) -> dict[str, bytes]:
-    frame = c.call("TASK.CANCEL", ctx["tid"])
+def _outcome_cancelled(c: RawClient, ctx: dict) -> dict[str, bytes]:
+    frame = c.call_frame("TASK.CANCEL", ctx["tid"])
     notready = error(f"NOTREADY task {ctx['tid']} is cancelled; no result yet")
     return {"result": notready, "wait": frame, "wait-status": frame}
 
@@ -134,29 +118,29 @@ def _gone(ctx: dict) -> dict[str, bytes]:
     return dict.fromkeys(VARIANTS, e)
 
 
-def _outcome_deleted(c: Wire, ctx: dict) -> dict[str, bytes]:
-    assert c.call("TASK.DEL", ctx["tid"]) == b":1\r\n"
+def _outcome_deleted(c: RawClient, ctx: dict) -> dict[str, bytes]:
+    assert c.call_frame("TASK.DEL", ctx["tid"]) == b":1\r\n"
     return _gone(ctx)
 
 
-def _outcome_flushall(c: Wire, ctx: dict) -> dict[str, bytes]:
-    assert c.call("FLUSHALL") == b"+OK\r\n"
+def _outcome_flushall(c: RawClient, ctx: dict) -> dict[str, bytes]:
+    assert c.call_frame("FLUSHALL") == b"+OK\r\n"
     return _gone(ctx)
 
 
-def _outcome_evicted(c: Wire, ctx: dict) -> dict[str, bytes]:
+def _outcome_evicted(c: RawClient, ctx: dict) -> dict[str, bytes]:
     return _gone(ctx)  # nothing to do: the TTL runs out and the sweep evicts the task
 
 
-def _outcome_timeout(c: Wire, ctx: dict) -> dict[str, bytes]:
+def _outcome_timeout(c: RawClient, ctx: dict) -> dict[str, bytes]:
     return dict.fromkeys(VARIANTS, NULL[ctx["protocol"]])
 
 
-def _unblock(*mode: str) -> Callable[[Wire, dict], dict[str, bytes]]:
-    def action(c: Wire, ctx: dict) -> dict[str, bytes]:
-        assert c.call("CLIENT", "UNBLOCK", ctx["cid"], *mode) == b":1\r\n"
+def _unblock(*mode: str) -> Callable[[RawClient, dict], dict[str, bytes]]:
+    def action(c: RawClient, ctx: dict) -> dict[str, bytes]:
+        assert c.call_frame("CLIENT", "UNBLOCK", ctx["cid"], *mode) == b":1\r\n"
         # the same client is not blocked any more (its reply may still be on its way)
-        assert c.call("CLIENT", "UNBLOCK", ctx["cid"], *mode) == b":0\r\n"
+        assert c.call_frame("CLIENT", "UNBLOCK", ctx["cid"], *mode) == b":0\r\n"
         if mode == ("ERROR",):
             reply = error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
         else:
@@ -166,7 +150,7 @@ def _unblock(*mode: str) -> Callable[[Wire, dict], dict[str, bytes]]:
     return action
 
 
-OUTCOMES: dict[str, Callable[[Wire, dict], dict[str, bytes]]] = {
+OUTCOMES: dict[str, Callable[[RawClient, dict], dict[str, bytes]]] = {
     "completed": _outcome_completed,
     "failed": _outcome_failed,
     "cancelled": _outcome_cancelled,
@@ -185,14 +169,16 @@ TTL_MS = 1000
 @pytest.mark.parametrize("protocol", [2, 3])
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("outcome", list(OUTCOMES))
-def test_waiter_outcome(make_server, wires, outcome: str, variant: str, protocol: int) -> None:
+def test_waiter_outcome(
+    make_server, raw_clients, outcome: str, variant: str, protocol: int
+) -> None:
     srv = make_server(expired_retention_ms=0, hz=50)
-    c = wires(srv.port)
-    w = wires(srv.port, protocol)
+    c = raw_clients(srv.port)
+    w = raw_clients(srv.port, protocol)
     ttl = ("TTL", TTL_MS) if outcome == "evicted" else ()
     tid, _ = new_task(c, *ttl)
     created = time.perf_counter()
-    cid = decode(w.call("CLIENT", "ID"))
+    cid = decode(w.call_frame("CLIENT", "ID"))
     block_ms = TIMEOUT_MS if outcome == "timeout" else 0
     sent = time.perf_counter()
     w.send(VARIANTS[variant](tid, block_ms))
@@ -221,18 +207,18 @@ def test_waiter_outcome(make_server, wires, outcome: str, variant: str, protocol
     w.assert_idle()
     # the task itself is untouched by the wait
     if outcome in ("timeout", "unblock", "unblock-timeout", "unblock-error"):
-        assert json.loads(decode(c.call("TASK.GET", tid)))["status"] == "working"
+        assert json.loads(decode(c.call_frame("TASK.GET", tid)))["status"] == "working"
     if outcome in ("evicted", "deleted", "flushall"):
-        assert c.call("TASK.GET", tid) == error(f"NOTFOUND task not found: {tid}")
+        assert c.call_frame("TASK.GET", tid) == error(f"NOTFOUND task not found: {tid}")
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_disconnect_while_blocked(server, wires, variant: str) -> None:
-    c = wires(server.port)
+def test_disconnect_while_blocked(server, raw_clients, variant: str) -> None:
+    c = raw_clients(server.port)
     tid, _ = new_task(c)
     other, _ = new_task(c)
-    w = wires(server.port)
-    wid = decode(w.call("CLIENT", "ID"))
+    w = raw_clients(server.port)
+    wid = decode(w.call_frame("CLIENT", "ID"))
     # a write pipelined behind the blocking command must never run: the client left first
     w.send(VARIANTS[variant](tid, 0), ("TASK.COMPLETE", other, "completed", "{}"))
     wait_blocked(c, 1)
@@ -243,59 +229,58 @@ def test_disconnect_while_blocked(server, wires, variant: str) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.001)
     # later changes to the task are fine, and nothing is left behind
-    assert c.call("TASK.UPDATE", tid, "input_required").startswith(b"$")
-    assert json.loads(decode(c.call("TASK.COMPLETE", tid, "completed", RESULT)))["status"] == (
-        "completed"
-    )
-    assert c.call("TASK.RESULT", tid, "BLOCK", 0) == bulk(RESULT)
-    assert json.loads(decode(c.call("TASK.GET", other)))["status"] == "working"
+    assert c.call_frame("TASK.UPDATE", tid, "input_required").startswith(b"$")
+    completed = json.loads(decode(c.call_frame("TASK.COMPLETE", tid, "completed", RESULT)))
+    assert completed["status"] == "completed"
+    assert c.call_frame("TASK.RESULT", tid, "BLOCK", 0) == bulk(RESULT)
+    assert json.loads(decode(c.call_frame("TASK.GET", other)))["status"] == "working"
     assert blocked_clients(c) == 0
-    assert c.call("TASK.DEL", tid) == b":1\r\n"
-    assert c.call("PING") == b"+PONG\r\n"
+    assert c.call_frame("TASK.DEL", tid) == b":1\r\n"
+    assert c.call_frame("PING") == b"+PONG\r\n"
 
 
-def test_client_kill_of_a_blocked_client(server, wires) -> None:
-    c = wires(server.port)
+def test_client_kill_of_a_blocked_client(server, raw_clients) -> None:
+    c = raw_clients(server.port)
     tid, _ = new_task(c)
-    w = wires(server.port)
-    wid = decode(w.call("CLIENT", "ID"))
+    w = raw_clients(server.port)
+    wid = decode(w.call_frame("CLIENT", "ID"))
     w.send(("TASK.RESULT", tid, "BLOCK", 0))
     wait_blocked(c, 1)
-    assert c.call("CLIENT", "KILL", "ID", wid) == b":1\r\n"
+    assert c.call_frame("CLIENT", "KILL", "ID", wid) == b":1\r\n"
     with pytest.raises(ConnectionError):
         w.frame()
     assert blocked_clients(c) == 0
-    assert c.call("TASK.COMPLETE", tid, "completed", "{}").startswith(b"$")
+    assert c.call_frame("TASK.COMPLETE", tid, "completed", "{}").startswith(b"$")
 
 
-def test_client_unblock_arguments_and_non_blocked_clients(make_server, wires) -> None:
+def test_client_unblock_arguments_and_non_blocked_clients(make_server, raw_clients) -> None:
     srv = make_server(users=[{"name": "u", "password": "p"}])
-    c = wires(srv.port)
-    idle = wires(srv.port)
-    idle_id = decode(idle.call("CLIENT", "ID"))
-    assert c.call("CLIENT", "UNBLOCK", idle_id) == b":0\r\n"  # connected, not blocked
-    assert c.call("CLIENT", "UNBLOCK", idle_id, "ERROR") == b":0\r\n"
-    assert c.call("CLIENT", "UNBLOCK", 999999) == b":0\r\n"  # no such client
-    assert c.call("CLIENT", "UNBLOCK", "abc") == error(
+    c = raw_clients(srv.port)
+    idle = raw_clients(srv.port)
+    idle_id = decode(idle.call_frame("CLIENT", "ID"))
+    assert c.call_frame("CLIENT", "UNBLOCK", idle_id) == b":0\r\n"  # connected, not blocked
+    assert c.call_frame("CLIENT", "UNBLOCK", idle_id, "ERROR") == b":0\r\n"
+    assert c.call_frame("CLIENT", "UNBLOCK", 999999) == b":0\r\n"  # no such client
+    assert c.call_frame("CLIENT", "UNBLOCK", "abc") == error(
         "ERR value is not an integer or out of range"
     )
-    assert c.call("CLIENT", "UNBLOCK", idle_id, "LATER") == error(
+    assert c.call_frame("CLIENT", "UNBLOCK", idle_id, "LATER") == error(
         "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"
     )
-    assert c.call("CLIENT", "UNBLOCK", idle_id, "timeout") == b":0\r\n"  # case-insensitive
+    assert c.call_frame("CLIENT", "UNBLOCK", idle_id, "timeout") == b":0\r\n"  # case-insensitive
     idle.assert_idle()
     # a configured user without the admin permission may not unblock anyone
     tid, _ = new_task(c)
-    w = wires(srv.port)
-    wid = decode(w.call("CLIENT", "ID"))
+    w = raw_clients(srv.port)
+    wid = decode(w.call_frame("CLIENT", "ID"))
     w.send(("TASK.WAIT", tid))
     wait_blocked(c, 1)
-    u = wires(srv.port)
-    assert u.call("AUTH", "u", "p") == b"+OK\r\n"
-    reply = u.call("CLIENT", "UNBLOCK", wid)
+    u = raw_clients(srv.port)
+    assert u.call_frame("AUTH", "u", "p") == b"+OK\r\n"
+    reply = u.call_frame("CLIENT", "UNBLOCK", wid)
     assert reply.startswith(b"-NOPERM User u has no permissions to run the "), reply
     assert blocked_clients(c) == 1
-    assert c.call("CLIENT", "UNBLOCK", wid, "error") == b":1\r\n"
+    assert c.call_frame("CLIENT", "UNBLOCK", wid, "error") == b":1\r\n"
     assert w.frame() == error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
     w.assert_idle()
 
@@ -303,38 +288,40 @@ def test_client_unblock_arguments_and_non_blocked_clients(make_server, wires) ->
 # -- immediate replies, argument errors ------------------------------------------------------
 
 
-def test_no_wait_when_the_answer_is_known(server, wires) -> None:
-    c = wires(server.port)
+def test_no_wait_when_the_answer_is_known(server, raw_clients) -> None:
+    c = raw_clients(server.port)
     done, _ = new_task(c)
-    c.call("TASK.COMPLETE", done, "completed", RESULT)
+    c.call_frame("TASK.COMPLETE", done, "completed", RESULT)
     failed, _ = new_task(c)
-    c.call("TASK.COMPLETE", failed, "failed", FAILED)
+    c.call_frame("TASK.COMPLETE", failed, "failed", FAILED)
     cancelled, _ = new_task(c)
-    cancelled_frame = c.call("TASK.CANCEL", cancelled)
+    cancelled_frame = c.call_frame("TASK.CANCEL", cancelled)
     working, working_frame = new_task(c)
     waiting, _ = new_task(c)
-    waiting_frame = c.call("TASK.UPDATE", waiting, "input_required")
+    waiting_frame = c.call_frame("TASK.UPDATE", waiting, "input_required")
     for protocol in (2, 3):
-        w = Wire(server.port, protocol)
+        w = RawClient(server.port, protocol=protocol)
         try:
-            assert w.call("TASK.RESULT", done, "BLOCK", 0) == bulk(RESULT)
-            assert w.call("TASK.RESULT", failed, "BLOCK", 100) == bulk(FAILED)
-            assert w.call("TASK.RESULT", cancelled, "BLOCK", 0) == error(
+            assert w.call_frame("TASK.RESULT", done, "BLOCK", 0) == bulk(RESULT)
+            assert w.call_frame("TASK.RESULT", failed, "BLOCK", 100) == bulk(FAILED)
+            assert w.call_frame("TASK.RESULT", cancelled, "BLOCK", 0) == error(
                 f"NOTREADY task {cancelled} is cancelled; no result yet"
             )
-            assert w.call("TASK.RESULT", "nope", "BLOCK", 0) == error(
+            assert w.call_frame("TASK.RESULT", "nope", "BLOCK", 0) == error(
                 "NOTFOUND task not found: nope"
             )
-            assert w.call("TASK.WAIT", "nope") == error("NOTFOUND task not found: nope")
-            assert w.call("TASK.WAIT", "nope", "STATUS", "working", "BLOCK", 0) == error(
+            assert w.call_frame("TASK.WAIT", "nope") == error("NOTFOUND task not found: nope")
+            assert w.call_frame("TASK.WAIT", "nope", "STATUS", "working", "BLOCK", 0) == error(
                 "NOTFOUND task not found: nope"
             )
             # STATUS s returns at once when the status already differs
-            assert w.call("TASK.WAIT", working, "STATUS", "input_required") == working_frame
-            assert w.call("TASK.WAIT", waiting, "STATUS", "working", "BLOCK", 0) == waiting_frame
-            assert w.call("TASK.WAIT", cancelled, "status", "working") == cancelled_frame
+            assert w.call_frame("TASK.WAIT", working, "STATUS", "input_required") == working_frame
+            assert (
+                w.call_frame("TASK.WAIT", waiting, "STATUS", "working", "BLOCK", 0) == waiting_frame
+            )
+            assert w.call_frame("TASK.WAIT", cancelled, "status", "working") == cancelled_frame
             # without BLOCK, TASK.RESULT does not wait
-            assert w.call("TASK.RESULT", working) == error(
+            assert w.call_frame("TASK.RESULT", working) == error(
                 f"NOTREADY task {working} is working; no result yet"
             )
             assert blocked_clients(c) == 0
@@ -342,18 +329,18 @@ def test_no_wait_when_the_answer_is_known(server, wires) -> None:
             w.close()
 
 
-def test_blocking_argument_errors(server, wires) -> None:
-    c = wires(server.port)
+def test_blocking_argument_errors(server, raw_clients) -> None:
+    c = raw_clients(server.port)
     tid, _ = new_task(c)
     for cmd in ("TASK.RESULT", "TASK.WAIT"):
-        assert c.call(cmd, tid, "BLOCK", -1) == error("ERR timeout is negative")
-        assert c.call(cmd, tid, "BLOCK", "soon") == error(
+        assert c.call_frame(cmd, tid, "BLOCK", -1) == error("ERR timeout is negative")
+        assert c.call_frame(cmd, tid, "BLOCK", "soon") == error(
             "ERR timeout is not an integer or out of range"
         )
-        assert c.call(cmd, tid, "BLOCK") == error("ERR syntax error")
-        assert c.call(cmd, tid, "NOPE", 1) == error("ERR syntax error")
-    assert c.call("TASK.RESULT", tid, "STATUS", "working") == error("ERR syntax error")
-    assert c.call("TASK.WAIT", tid, "STATUS", "done", "BLOCK", 0) == error(
+        assert c.call_frame(cmd, tid, "BLOCK") == error("ERR syntax error")
+        assert c.call_frame(cmd, tid, "NOPE", 1) == error("ERR syntax error")
+    assert c.call_frame("TASK.RESULT", tid, "STATUS", "working") == error("ERR syntax error")
+    assert c.call_frame("TASK.WAIT", tid, "STATUS", "done", "BLOCK", 0) == error(
         "ERR invalid status 'done': expected working, input_required, completed, failed or "
         "cancelled"
     )
@@ -362,27 +349,27 @@ def test_blocking_argument_errors(server, wires) -> None:
 
 
 @pytest.mark.parametrize("cmd", ["TASK.RESULT", "TASK.WAIT"])
-def test_huge_block_timeout_is_refused(server, wires, cmd: str) -> None:
-    c = wires(server.port)
+def test_huge_block_timeout_is_refused(server, raw_clients, cmd: str) -> None:
+    c = raw_clients(server.port)
     tid, _ = new_task(c)
-    w = wires(server.port)
-    reply = w.call(cmd, tid, "BLOCK", "1" + "0" * 400)
+    w = raw_clients(server.port)
+    reply = w.call_frame(cmd, tid, "BLOCK", "1" + "0" * 400)
     assert reply.startswith(b"-ERR timeout is"), reply
     assert blocked_clients(c) == 0
     w.send(("PING",))
     assert w.frame() == b"+PONG\r\n"
-    c.call("TASK.COMPLETE", tid, "completed", "{}")
+    c.call_frame("TASK.COMPLETE", tid, "completed", "{}")
     w.assert_idle()
 
 
-def test_protocol_error_after_a_blocking_command_waits_its_turn(server, wires) -> None:
-    c = wires(server.port)
+def test_protocol_error_after_a_blocking_command_waits_its_turn(server, raw_clients) -> None:
+    c = raw_clients(server.port)
     tid, _ = new_task(c)
-    w = wires(server.port)
+    w = raw_clients(server.port)
     w.sock.sendall(pack("TASK.RESULT", tid, "BLOCK", 0) + pack("PING") + b"*1\r\n$-5\r\n")
     wait_blocked(c, 1)
     assert w.nothing_pending()  # neither the PONG nor the protocol error yet
-    c.call("TASK.COMPLETE", tid, "completed", RESULT)
+    c.call_frame("TASK.COMPLETE", tid, "completed", RESULT)
     assert w.frame() == bulk(RESULT)
     assert w.frame() == b"+PONG\r\n"
     assert w.frame() == error("ERR Protocol error: invalid bulk length")
@@ -391,20 +378,22 @@ def test_protocol_error_after_a_blocking_command_waits_its_turn(server, wires) -
     assert blocked_clients(c) == 0
 
 
-def test_expiry_does_not_wake_but_cleanup_eviction_does(server, wires) -> None:
+def test_expiry_does_not_wake_but_cleanup_eviction_does(server, raw_clients) -> None:
     """With the default retention an expired task stays readable (and waited on) until it
     is evicted; TASK.CLEANUP evicts it now and its waiters get NOTFOUND."""
-    c = wires(server.port)
+    c = raw_clients(server.port)
     tid, _ = new_task(c, "TTL", 200)
-    ws = [wires(server.port, 2 + i % 2) for i in range(3)]
+    ws = [raw_clients(server.port, 2 + i % 2) for i in range(3)]
     for w, variant in zip(ws, VARIANTS, strict=True):
         w.send(VARIANTS[variant](tid, 0))
     wait_blocked(c, 3)
     time.sleep(0.3)  # let the TTL run out (the harness waits for the clock, not for a waiter)
-    assert c.call("TASK.UPDATE", tid, "input_required") == error(f"EXPIRED task expired: {tid}")
+    assert c.call_frame("TASK.UPDATE", tid, "input_required") == error(
+        f"EXPIRED task expired: {tid}"
+    )
     assert blocked_clients(c) == 3
     assert all(w.nothing_pending() for w in ws)
-    assert c.call("TASK.CLEANUP") == b":1\r\n"
+    assert c.call_frame("TASK.CLEANUP") == b":1\r\n"
     for w in ws:
         assert w.frame() == error(f"NOTFOUND task not found: {tid}")
         w.assert_idle()
@@ -414,29 +403,29 @@ def test_expiry_does_not_wake_but_cleanup_eviction_does(server, wires) -> None:
 # -- what wakes whom -------------------------------------------------------------------------
 
 
-def _change(c: Wire, tid: str, kind: str) -> bytes:
+def _change(c: RawClient, tid: str, kind: str) -> bytes:
     """Apply one kind of change; the task's JSON right after it."""
     if kind == "status":
-        return c.call("TASK.UPDATE", tid, "input_required")
+        return c.call_frame("TASK.UPDATE", tid, "input_required")
     if kind == "message":
-        return c.call("TASK.UPDATE", tid, "MESSAGE", "50% done")
+        return c.call_frame("TASK.UPDATE", tid, "MESSAGE", "50% done")
     if kind == "variables":
-        return c.call("TASK.SETVARS", tid, '{"progress":0.5}')
+        return c.call_frame("TASK.SETVARS", tid, '{"progress":0.5}')
     if kind == "result":
-        assert c.call("TASK.SETRESULT", tid, '{"partial":true}') == b"+OK\r\n"
-        return c.call("TASK.GET", tid)
+        assert c.call_frame("TASK.SETRESULT", tid, '{"partial":true}') == b"+OK\r\n"
+        return c.call_frame("TASK.GET", tid)
     if kind == "complete":
-        return c.call("TASK.COMPLETE", tid, "completed", "{}")
+        return c.call_frame("TASK.COMPLETE", tid, "completed", "{}")
     if kind == "cancel":
-        return c.call("TASK.CANCEL", tid, "MESSAGE", "stop")
+        return c.call_frame("TASK.CANCEL", tid, "MESSAGE", "stop")
     raise AssertionError(kind)
 
 
 @pytest.mark.parametrize("kind", ["status", "message", "variables", "result", "complete", "cancel"])
-def test_wait_without_status_wakes_on_any_change(server, wires, kind: str) -> None:
-    c = wires(server.port)
+def test_wait_without_status_wakes_on_any_change(server, raw_clients, kind: str) -> None:
+    c = raw_clients(server.port)
     tid, _ = new_task(c)
-    w = wires(server.port)
+    w = raw_clients(server.port)
     w.send(("TASK.WAIT", tid))  # no BLOCK: forever
     wait_blocked(c, 1)
     frame = _change(c, tid, kind)
@@ -446,53 +435,53 @@ def test_wait_without_status_wakes_on_any_change(server, wires, kind: str) -> No
     w.assert_idle()
 
 
-def test_non_waking_changes_keep_waiters_blocked(server, wires) -> None:
+def test_non_waking_changes_keep_waiters_blocked(server, raw_clients) -> None:
     """TASK.RESULT BLOCK waits for a terminal status and TASK.WAIT STATUS s for another
     status; message, variable and result changes (and no-op failures) do not wake them.
     Each waiter's first frame is the one the right change produced, so an early wake-up
     would show as a wrong first frame."""
-    c = wires(server.port)
+    c = raw_clients(server.port)
     tid, _ = new_task(c)
-    result_w = wires(server.port, 3)
-    working_w = wires(server.port)
-    input_w = wires(server.port)
+    result_w = raw_clients(server.port, 3)
+    working_w = raw_clients(server.port)
+    input_w = raw_clients(server.port)
     result_w.send(("TASK.RESULT", tid, "BLOCK", 0))
     working_w.send(("TASK.WAIT", tid, "STATUS", "working", "BLOCK", 0))
     wait_blocked(c, 2)
     for kind in ("message", "variables", "result"):
         _change(c, tid, kind)
     # failed mutations change nothing and wake nobody
-    assert c.call("TASK.UPDATE", tid, "working").startswith(b"-INVALIDTRANSITION")
-    assert c.call("TASK.SETVARS", tid, "[1]").startswith(b"-ERR")
+    assert c.call_frame("TASK.UPDATE", tid, "working").startswith(b"-INVALIDTRANSITION")
+    assert c.call_frame("TASK.SETVARS", tid, "[1]").startswith(b"-ERR")
     assert blocked_clients(c) == 2
     assert result_w.nothing_pending() and working_w.nothing_pending()
-    to_input = c.call("TASK.UPDATE", tid, "input_required", "MESSAGE", "which file?")
+    to_input = c.call_frame("TASK.UPDATE", tid, "input_required", "MESSAGE", "which file?")
     assert working_w.frame() == to_input
     wait_blocked(c, 1)
     # a waiter for "leave input_required" wakes when it goes back to working
     input_w.send(("TASK.WAIT", tid, "STATUS", "input_required"))
     wait_blocked(c, 2)
-    c.call("TASK.UPDATE", tid, "MESSAGE", "still waiting")
-    back = c.call("TASK.UPDATE", tid, "working")
+    c.call_frame("TASK.UPDATE", tid, "MESSAGE", "still waiting")
+    back = c.call_frame("TASK.UPDATE", tid, "working")
     assert input_w.frame() == back
     wait_blocked(c, 1)
     assert result_w.nothing_pending()
-    c.call("TASK.COMPLETE", tid, "completed", RESULT)
+    c.call_frame("TASK.COMPLETE", tid, "completed", RESULT)
     assert result_w.frame() == bulk(RESULT)
     assert blocked_clients(c) == 0
     for w in (result_w, working_w, input_w):
         w.assert_idle()
 
 
-def test_result_block_returns_a_result_stored_before_cancel(server, wires) -> None:
-    c = wires(server.port)
+def test_result_block_returns_a_result_stored_before_cancel(server, raw_clients) -> None:
+    c = raw_clients(server.port)
     tid, _ = new_task(c)
-    w = wires(server.port)
+    w = raw_clients(server.port)
     w.send(("TASK.RESULT", tid, "BLOCK", 0))
     wait_blocked(c, 1)
-    assert c.call("TASK.SETRESULT", tid, '{"partial":[1,2]}') == b"+OK\r\n"
+    assert c.call_frame("TASK.SETRESULT", tid, '{"partial":[1,2]}') == b"+OK\r\n"
     assert blocked_clients(c) == 1  # a result alone does not end the wait
-    c.call("TASK.CANCEL", tid)
+    c.call_frame("TASK.CANCEL", tid)
     assert w.frame() == bulk('{"partial":[1,2]}')
     w.assert_idle()
 
@@ -502,12 +491,12 @@ def test_result_block_returns_a_result_stored_before_cancel(server, wires) -> No
 
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_commands_pipelined_after_a_blocking_one_wait_their_turn(
-    server, wires, protocol: int
+    server, raw_clients, protocol: int
 ) -> None:
-    c = wires(server.port)
+    c = raw_clients(server.port)
     tid, _ = new_task(c)
     other, _ = new_task(c)
-    w = wires(server.port, protocol)
+    w = raw_clients(server.port, protocol)
     w.send(
         ("TASK.RESULT", tid, "BLOCK", 0),
         ("PING",),
@@ -518,12 +507,12 @@ def test_commands_pipelined_after_a_blocking_one_wait_their_turn(
     wait_blocked(c, 1)
     # nothing after the blocking command ran: no reply, and the write did not happen
     assert w.nothing_pending()
-    assert json.loads(decode(c.call("TASK.GET", other)))["status"] == "working"
+    assert json.loads(decode(c.call_frame("TASK.GET", other)))["status"] == "working"
     # more commands sent while blocked queue up behind it too
     w.send(("ECHO", "later"), ("TASK.RESULT", other))
-    assert c.call("PING") == b"+PONG\r\n"
+    assert c.call_frame("PING") == b"+PONG\r\n"
     assert w.nothing_pending()
-    done = c.call("TASK.COMPLETE", tid, "completed", RESULT)
+    done = c.call_frame("TASK.COMPLETE", tid, "completed", RESULT)
     assert w.frame() == bulk(RESULT)
     assert w.frame() == b"+PONG\r\n"
     assert w.frame() == bulk("after")
@@ -534,19 +523,19 @@ def test_commands_pipelined_after_a_blocking_one_wait_their_turn(
     w.assert_idle()
 
 
-def test_two_blocking_commands_pipelined(server, wires) -> None:
-    c = wires(server.port)
+def test_two_blocking_commands_pipelined(server, raw_clients) -> None:
+    c = raw_clients(server.port)
     a, _ = new_task(c)
     b, _ = new_task(c)
-    w = wires(server.port)
+    w = raw_clients(server.port)
     # the second waits behind the first, so completing b first wakes nobody...
     w.send(("TASK.RESULT", a, "BLOCK", 0), ("TASK.RESULT", b, "BLOCK", 0), ("PING",))
     wait_blocked(c, 1)
-    c.call("TASK.COMPLETE", b, "completed", '"b"')
+    c.call_frame("TASK.COMPLETE", b, "completed", '"b"')
     assert blocked_clients(c) == 1
     assert w.nothing_pending()
     # ...and once a completes, both replies come, b's at once since it is already terminal
-    c.call("TASK.COMPLETE", a, "completed", '"a"')
+    c.call_frame("TASK.COMPLETE", a, "completed", '"a"')
     assert [w.frame(), w.frame(), w.frame()] == [bulk('"a"'), bulk('"b"'), b"+PONG\r\n"]
     assert blocked_clients(c) == 0
     # the other order: the second command really blocks after the first is answered
@@ -554,22 +543,22 @@ def test_two_blocking_commands_pipelined(server, wires) -> None:
     y, _ = new_task(c)
     w.send(("TASK.WAIT", x, "STATUS", "working"), ("TASK.RESULT", y, "BLOCK", 0), ("PING",))
     wait_blocked(c, 1)
-    x_frame = c.call("TASK.UPDATE", x, "input_required")
+    x_frame = c.call_frame("TASK.UPDATE", x, "input_required")
     assert w.frame() == x_frame
     wait_blocked(c, 1)  # now blocked on y
     assert w.nothing_pending()
-    c.call("TASK.COMPLETE", y, "failed", '"y"')
+    c.call_frame("TASK.COMPLETE", y, "failed", '"y"')
     assert [w.frame(), w.frame()] == [bulk('"y"'), b"+PONG\r\n"]
     w.assert_idle()
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
-def test_blocking_commands_inside_multi_do_not_wait(server, wires, protocol: int) -> None:
-    c = wires(server.port)
+def test_blocking_commands_inside_multi_do_not_wait(server, raw_clients, protocol: int) -> None:
+    c = raw_clients(server.port)
     tid, _ = new_task(c)
     done, _ = new_task(c)
-    c.call("TASK.COMPLETE", done, "completed", RESULT)
-    w = wires(server.port, protocol)
+    c.call_frame("TASK.COMPLETE", done, "completed", RESULT)
+    w = raw_clients(server.port, protocol)
     w.send(
         ("MULTI",),
         ("TASK.RESULT", tid, "BLOCK", 0),
@@ -594,13 +583,13 @@ def test_blocking_commands_inside_multi_do_not_wait(server, wires, protocol: int
     r.close()
 
 
-def test_other_clients_are_served_while_one_is_blocked(server, wires) -> None:
-    c = wires(server.port)
+def test_other_clients_are_served_while_one_is_blocked(server, raw_clients) -> None:
+    c = raw_clients(server.port)
     tid, _ = new_task(c)
-    w = wires(server.port)
+    w = raw_clients(server.port)
     w.send(("TASK.RESULT", tid, "BLOCK", 0))
     wait_blocked(c, 1)
-    others = [wires(server.port) for _ in range(5)]
+    others = [raw_clients(server.port) for _ in range(5)]
     start = time.perf_counter()
     for i in range(200):
         o = others[i % len(others)]
@@ -620,13 +609,13 @@ def test_other_clients_are_served_while_one_is_blocked(server, wires) -> None:
     print(f"\n1000 commands from 5 other clients in {elapsed * 1000:.1f} ms while one is blocked")
     assert elapsed < 30  # liveness
     # even another waiter on the same task, and a non-blocking read of it
-    w2 = wires(server.port)
+    w2 = raw_clients(server.port)
     w2.send(("TASK.WAIT", tid, "STATUS", "working", "BLOCK", 0))
     wait_blocked(c, 2)
-    assert others[0].call("TASK.RESULT", tid) == error(
+    assert others[0].call_frame("TASK.RESULT", tid) == error(
         f"NOTREADY task {tid} is working; no result yet"
     )
-    frame = c.call("TASK.COMPLETE", tid, "completed", RESULT)
+    frame = c.call_frame("TASK.COMPLETE", tid, "completed", RESULT)
     assert w.frame() == bulk(RESULT)
     assert w2.frame() == frame
     assert blocked_clients(c) == 0
@@ -643,18 +632,18 @@ USERS = [
 ]
 
 
-def test_waiters_are_isolated_by_owner(make_server, wires) -> None:
+def test_waiters_are_isolated_by_owner(make_server, raw_clients) -> None:
     srv = make_server(users=USERS)
-    c = wires(srv.port)  # anonymous: owner "local"
+    c = raw_clients(srv.port)  # anonymous: owner "local"
 
-    def login(user: str, password: str) -> Wire:
-        w = wires(srv.port)
-        assert w.call("AUTH", user, password) == b"+OK\r\n"
+    def login(user: str, password: str) -> RawClient:
+        w = raw_clients(srv.port)
+        assert w.call_frame("AUTH", user, password) == b"+OK\r\n"
         return w
 
     a, b = login("a", "x"), login("b", "y")
     for who in (a, b, c):
-        assert who.call("TASK.CREATE", "tools/call", "ID", "same").startswith(b"$")
+        assert who.call_frame("TASK.CREATE", "tools/call", "ID", "same").startswith(b"$")
     a_result = login("a", "x")
     a_wait = login("a", "x")
     b_wait = login("b", "y")
@@ -665,37 +654,37 @@ def test_waiters_are_isolated_by_owner(make_server, wires) -> None:
     svc_wait.send(("TASK.WAIT", "same", "STATUS", "working", "OWNER", "a"))
     wait_blocked(c, 4)
     # every kind of change of the other owners' "same" tasks: nobody of a's is woken
-    c.call("TASK.SETVARS", "same", '{"x":1}')
-    c.call("TASK.COMPLETE", "same", "completed", '"local"')
-    assert c.call("TASK.DEL", "same") == b":1\r\n"
-    b.call("TASK.UPDATE", "same", "input_required", "MESSAGE", "b's")
+    c.call_frame("TASK.SETVARS", "same", '{"x":1}')
+    c.call_frame("TASK.COMPLETE", "same", "completed", '"local"')
+    assert c.call_frame("TASK.DEL", "same") == b":1\r\n"
+    b.call_frame("TASK.UPDATE", "same", "input_required", "MESSAGE", "b's")
     assert blocked_clients(c) == 4
-    b_done = b.call("TASK.COMPLETE", "same", "completed", '"b"')
+    b_done = b.call_frame("TASK.COMPLETE", "same", "completed", '"b"')
     assert b_wait.frame() == bulk('"b"')
     assert blocked_clients(c) == 3
     for w in (a_result, a_wait, svc_wait):
         assert w.nothing_pending()
     assert json.loads(decode(b_done))["status"] == "completed"
     # a's own change wakes a's waiters, with a's data
-    a_done = a.call("TASK.COMPLETE", "same", "completed", '"a"')
+    a_done = a.call_frame("TASK.COMPLETE", "same", "completed", '"a"')
     assert a_result.frame() == bulk('"a"')
     assert a_wait.frame() == a_done
     assert svc_wait.frame() == a_done
     assert blocked_clients(c) == 0
     # a task id that exists only for another owner is not found, at once
-    assert c.call("TASK.RESULT", "same", "BLOCK", 0) == error("NOTFOUND task not found: same")
-    assert b.call("TASK.DEL", "same") == b":1\r\n"
-    assert b.call("TASK.WAIT", "same") == error("NOTFOUND task not found: same")
+    assert c.call_frame("TASK.RESULT", "same", "BLOCK", 0) == error("NOTFOUND task not found: same")
+    assert b.call_frame("TASK.DEL", "same") == b":1\r\n"
+    assert b.call_frame("TASK.WAIT", "same") == error("NOTFOUND task not found: same")
     for w in (a_result, a_wait, b_wait, svc_wait):
         w.assert_idle()
     # deleting another owner's same-id task does not wake (or answer) a waiter
-    assert b.call("TASK.CREATE", "tools/call", "ID", "again").startswith(b"$")
-    assert a.call("TASK.CREATE", "tools/call", "ID", "again").startswith(b"$")
+    assert b.call_frame("TASK.CREATE", "tools/call", "ID", "again").startswith(b"$")
+    assert a.call_frame("TASK.CREATE", "tools/call", "ID", "again").startswith(b"$")
     a_wait.send(("TASK.RESULT", "again", "BLOCK", 0))
     wait_blocked(c, 1)
-    assert b.call("TASK.DEL", "again") == b":1\r\n"
+    assert b.call_frame("TASK.DEL", "again") == b":1\r\n"
     assert blocked_clients(c) == 1
-    assert a.call("TASK.DEL", "again") == b":1\r\n"
+    assert a.call_frame("TASK.DEL", "again") == b":1\r\n"
     assert a_wait.frame() == error("NOTFOUND task not found: again")
     a_wait.assert_idle()
 
@@ -720,7 +709,7 @@ def test_redis_py_sync_waiters(server, protocol: int, parser: str) -> None:
         parser_class=_parser(SYNC_PARSERS, protocol, parser),
     )
     r = redis.Redis(connection_pool=pool)
-    ctl = Wire(server.port)
+    ctl = RawClient(server.port)
     try:
         tid = json.loads(r.execute_command("TASK.CREATE", "tools/call"))["taskId"]
         got: dict[str, object] = {}
@@ -738,7 +727,7 @@ def test_redis_py_sync_waiters(server, protocol: int, parser: str) -> None:
         for t in threads:
             t.start()
         wait_blocked(ctl, 2)
-        frame = ctl.call("TASK.COMPLETE", tid, "completed", RESULT)
+        frame = ctl.call_frame("TASK.COMPLETE", tid, "completed", RESULT)
         for t in threads:
             t.join(10)
             assert not t.is_alive()
@@ -751,7 +740,7 @@ def test_redis_py_sync_waiters(server, protocol: int, parser: str) -> None:
         t = threading.Thread(target=wait, args=("gone", "TASK.WAIT", other, "BLOCK", 0))
         t.start()
         wait_blocked(ctl, 1)
-        assert ctl.call("TASK.DEL", other) == b":1\r\n"
+        assert ctl.call_frame("TASK.DEL", other) == b":1\r\n"
         t.join(10)
         assert isinstance(got["gone"], redis.ResponseError)
         assert str(got["gone"]) == f"NOTFOUND task not found: {other}"
@@ -802,7 +791,7 @@ def test_redis_py_asyncio_waiters(server, protocol: int, parser: str) -> None:
 # -- many waiters --------------------------------------------------------------------------------
 
 
-def _collect(expected: dict[Wire, bytes], timeout: float = 30.0) -> float:
+def _collect(expected: dict[RawClient, bytes], timeout: float = 30.0) -> float:
     """Read on every socket until each has len(expected) bytes; the time the last arrived.
     Sockets get exactly what they expect, no more, or the test fails."""
     sel = selectors.DefaultSelector()
@@ -835,27 +824,13 @@ def _collect(expected: dict[Wire, bytes], timeout: float = 30.0) -> float:
 
 
 @pytest.fixture
-def many_files() -> Iterator[None]:
-    """Raise the open-file limit for this process and the servers it spawns."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 6000 if LONG else 1500
-    if soft != resource.RLIM_INFINITY and soft < want:
-        if hard != resource.RLIM_INFINITY and hard < want:
-            pytest.fail(f"needs {want} open files, the hard limit is {hard} (ulimit -Hn)")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
-@pytest.fixture
-def big_server(many_files, spawn_server):
+def big_server(open_files, spawn_server):
+    open_files(6000 if LONG else 1500)
     n = 5000 if LONG else 1000
     return spawn_server("--max-tasks-per-owner", "0", "--maxclients", str(n + 100)), n
 
 
-def _create_many(c: Wire, n: int) -> list[str]:
+def _create_many(c: RawClient, n: int) -> list[str]:
     ids: list[str] = []
     for start in range(0, n, 500):
         c.send(*[("TASK.CREATE", "tools/call") for _ in range(start, min(n, start + 500))])
@@ -865,12 +840,12 @@ def _create_many(c: Wire, n: int) -> list[str]:
 
 def test_thousand_waiters_on_thousand_tasks(big_server) -> None:
     proc, n = big_server
-    c = Wire(proc.port)
-    waiters: list[Wire] = []
+    c = RawClient(proc.port)
+    waiters: list[RawClient] = []
     try:
         ids = _create_many(c, n)
         for tid in ids:
-            w = Wire(proc.port)
+            w = RawClient(proc.port)
             w.send(("TASK.RESULT", tid, "BLOCK", 0))
             waiters.append(w)
         parked = wait_blocked(c, n, timeout=60)
@@ -909,21 +884,22 @@ def test_thousand_waiters_on_thousand_tasks(big_server) -> None:
         c.close()
 
 
-def test_hundred_waiters_on_one_task(many_files, spawn_server) -> None:
+def test_hundred_waiters_on_one_task(open_files, spawn_server) -> None:
+    open_files(6000 if LONG else 1500)
     n = 1000 if LONG else 100
     proc = spawn_server()
-    c = Wire(proc.port)
-    waiters: list[tuple[str, Wire]] = []
+    c = RawClient(proc.port)
+    waiters: list[tuple[str, RawClient]] = []
     try:
         tid, _ = new_task(c)
         for i in range(n):
             variant = list(VARIANTS)[i % 3]
-            w = Wire(proc.port, 3 if i % 2 else 2)
+            w = RawClient(proc.port, protocol=3 if i % 2 else 2)
             w.send(VARIANTS[variant](tid, 0))
             waiters.append((variant, w))
         wait_blocked(c, n)
         # changes that wake only the TASK.WAIT without STATUS waiters
-        vars_frame = c.call("TASK.SETVARS", tid, '{"step":1}')
+        vars_frame = c.call_frame("TASK.SETVARS", tid, '{"step":1}')
         plain = {w: vars_frame for v, w in waiters if v == "wait"}
         _collect(plain)
         assert blocked_clients(c) == n - len(plain)
@@ -934,7 +910,7 @@ def test_hundred_waiters_on_one_task(many_files, spawn_server) -> None:
             w.send(("TASK.WAIT", tid))
         wait_blocked(c, n)
         start = time.perf_counter()
-        done = c.call("TASK.COMPLETE", tid, "completed", RESULT)
+        done = c.call_frame("TASK.COMPLETE", tid, "completed", RESULT)
         expected = {w: (bulk(RESULT) if v == "result" else done) for v, w in waiters}
         last = _collect(expected)
         print(f"\n{n} clients on one task woken in {(last - start) * 1000:.1f} ms")
@@ -1023,7 +999,7 @@ class Child:
 def test_two_processes_block_and_complete(spawn_server) -> None:
     reps = 200 if LONG else 20
     server = spawn_server()
-    c = Wire(server.port)
+    c = RawClient(server.port)
     waiter = Child(WAITER, server.port)
     completer = Child(COMPLETER, server.port)
     try:
@@ -1038,8 +1014,8 @@ def test_two_processes_block_and_complete(spawn_server) -> None:
             sent_ns, result = completer.line().split(" ", 1)
             woke_ns, value = waiter.line().split(" ", 1)
             assert value == result
-            assert c.call("TASK.RESULT", tid) == bulk(result)
-            assert c.call("TASK.DEL", tid) == b":1\r\n"  # stay under max_tasks_per_owner
+            assert c.call_frame("TASK.RESULT", tid) == bulk(result)
+            assert c.call_frame("TASK.DEL", tid) == b":1\r\n"  # stay under max_tasks_per_owner
             latency = (int(woke_ns) - int(sent_ns)) / 1e6
             latencies.append(latency)
             assert 0 < latency < 2000  # liveness: woken within 2 s

@@ -13,7 +13,7 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rawclient import RawClient, pack
+from rawclient import RawClient, bulk, pack
 from taskstore.server.app import ServerThread
 
 USERS = [
@@ -67,7 +67,7 @@ class Actor:
         reply = self.c.reply()
         # re-encode exactly what came back: a bulk or an error line is all TASK commands send
         if isinstance(reply, bytes):
-            return b"$%d\r\n%s\r\n" % (len(reply), reply)
+            return bulk(reply)
         if isinstance(reply, int):
             return b":%d\r\n" % reply
         return b"-%s\r\n" % str(reply).encode()

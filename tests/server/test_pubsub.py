@@ -22,7 +22,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -36,28 +36,11 @@ from redis._parsers import (
     _RESP3Parser,
 )
 
-from rawclient import pack
-from wire import Wire, bulk, decode, error
+from rawclient import RawClient, bulk, decode, error, pack
 
 LONG = os.environ.get("TASKSTORE_LONG", "") not in ("", "0")
 NOPERM_CHANNEL = "NOPERM No permissions to access a channel"
 RESULT = '{"content":[{"type":"text","text":"done"}],"isError":false}'
-
-
-@pytest.fixture
-def wires() -> Iterator[Callable[..., Wire]]:
-    opened: list[Wire] = []
-
-    def open_wire(port: int, protocol: int = 2, auth: tuple[str, str] | None = None) -> Wire:
-        w = Wire(port, protocol)
-        opened.append(w)
-        if auth is not None:
-            assert w.call("AUTH", *auth) == b"+OK\r\n"
-        return w
-
-    yield open_wire
-    for w in opened:
-        w.close()
 
 
 def message(channel: str, payload: bytes | str, protocol: int = 2) -> bytes:
@@ -86,12 +69,12 @@ USERS = [
 # -- the story of a few tasks: every kind of change, each with the JSON it must publish ------
 
 
-def task_story(c: Wire) -> Iterator[bytes]:
+def task_story(c: RawClient) -> Iterator[bytes]:
     """Change tasks through ``c`` (owner local); yield the JSON each change must publish, right
     after making it. Failed mutations in between must publish nothing."""
 
     def ok(*args: object) -> bytes:
-        frame = c.call(*args)
+        frame = c.call_frame(*args)
         assert frame.startswith(b"$"), frame
         return decode(frame)
 
@@ -102,19 +85,19 @@ def task_story(c: Wire) -> Iterator[bytes]:
     yield ok("TASK.UPDATE", t1, "MESSAGE", "still waiting for a file")
     yield ok("TASK.SETVARS", t1, '{"file":"a.txt","n":1}')
     # failures change nothing and publish nothing
-    assert c.call("TASK.UPDATE", t1, "input_required").startswith(b"-INVALIDTRANSITION")
-    assert c.call("TASK.SETVARS", t1, "not json").startswith(b"-ERR")
-    assert c.call("TASK.CANCEL", "no-such-task").startswith(b"-NOTFOUND")
+    assert c.call_frame("TASK.UPDATE", t1, "input_required").startswith(b"-INVALIDTRANSITION")
+    assert c.call_frame("TASK.SETVARS", t1, "not json").startswith(b"-ERR")
+    assert c.call_frame("TASK.CANCEL", "no-such-task").startswith(b"-NOTFOUND")
     yield ok("TASK.SETVARS", t1, '{"n":null}')
-    assert c.call("TASK.SETRESULT", t1, '{"partial":true}') == b"+OK\r\n"
+    assert c.call_frame("TASK.SETRESULT", t1, '{"partial":true}') == b"+OK\r\n"
     yield ok("TASK.GET", t1)
     yield ok("TASK.UPDATE", t1, "working")
     yield ok("TASK.COMPLETE", t1, "completed", RESULT, "MESSAGE", "all done")
-    assert c.call("TASK.CANCEL", t1).startswith(b"-INVALIDTRANSITION")
+    assert c.call_frame("TASK.CANCEL", t1).startswith(b"-INVALIDTRANSITION")
     last = ok("TASK.GET", t1)
-    assert c.call("TASK.DEL", t1) == b":1\r\n"
+    assert c.call_frame("TASK.DEL", t1) == b":1\r\n"
     yield last  # deletion publishes the task as it was
-    assert c.call("TASK.DEL", t1) == b":0\r\n"
+    assert c.call_frame("TASK.DEL", t1) == b":0\r\n"
     created = ok("TASK.CREATE", "tools/call")
     yield created
     yield ok("TASK.COMPLETE", json.loads(created)["taskId"], "failed", '{"isError":true}')
@@ -189,14 +172,14 @@ def test_redis_py_sync_subscriber_gets_every_change(make_server, protocol, parse
     r = sync_client(srv.port, protocol, parser)
     p = r.pubsub()
     p.subscribe("tasks:local", "sentinel")
-    c = Wire(srv.port)
+    c = RawClient(srv.port)
     try:
         confirmations = [p.get_message(timeout=5) for _ in range(2)]
         assert [(m["type"], m["channel"], m["data"]) for m in confirmations] == [
             ("subscribe", b"tasks:local", 1),
             ("subscribe", b"sentinel", 2),
         ]
-        assert decode(c.call("PUBSUB", "NUMSUB", "tasks:local")) == [b"tasks:local", 1]
+        assert decode(c.call_frame("PUBSUB", "NUMSUB", "tasks:local")) == [b"tasks:local", 1]
         n = 0
         start = time.perf_counter()
         for expected in task_story(c):
@@ -209,7 +192,7 @@ def test_redis_py_sync_subscriber_gets_every_change(make_server, protocol, parse
             }
             n += 1
         # nothing else was published in between: the next message is the sentinel
-        assert decode(c.call("PUBLISH", "sentinel", "end")) == 1
+        assert decode(c.call_frame("PUBLISH", "sentinel", "end")) == 1
         assert next_message(p)["data"] == b"end"
         print(f"\n{n} notifications in order in {(time.perf_counter() - start) * 1000:.0f} ms")
         assert n == 15
@@ -228,7 +211,7 @@ def test_redis_py_asyncio_subscriber_gets_every_change(make_server, protocol, pa
         p = r.pubsub()
         await p.subscribe("tasks:local")
         await p.psubscribe("sent*")
-        c = Wire(srv.port)
+        c = RawClient(srv.port)
         try:
             confirmations = [await p.get_message(timeout=5) for _ in range(2)]
             assert [(m["type"], m["channel"], m["data"]) for m in confirmations] == [
@@ -241,7 +224,7 @@ def test_redis_py_asyncio_subscriber_gets_every_change(make_server, protocol, pa
                 assert m["type"] == "message" and m["channel"] == b"tasks:local"
                 assert m["data"] == expected
                 received.append(m["data"])
-            assert decode(c.call("PUBLISH", "sentinel", "end")) == 1
+            assert decode(c.call_frame("PUBLISH", "sentinel", "end")) == 1
             m = await anext_message(p)
             assert m == {
                 "type": "pmessage",
@@ -259,53 +242,57 @@ def test_redis_py_asyncio_subscriber_gets_every_change(make_server, protocol, pa
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
-def test_notifications_on_the_wire(make_server, wires, protocol: int) -> None:
+def test_notifications_on_the_wire(make_server, raw_clients, protocol: int) -> None:
     """Byte-exact frames: a channel subscriber and a pattern subscriber, same order."""
     srv = story_server(make_server)
-    sub = wires(srv.port, protocol)
-    psub = wires(srv.port, protocol)
-    assert sub.call("SUBSCRIBE", "tasks:local") == sub_reply(
+    sub = raw_clients(srv.port, protocol)
+    psub = raw_clients(srv.port, protocol)
+    assert sub.call_frame("SUBSCRIBE", "tasks:local") == sub_reply(
         "subscribe", "tasks:local", 1, protocol
     )
-    assert psub.call("PSUBSCRIBE", "tasks:*") == sub_reply("psubscribe", "tasks:*", 1, protocol)
-    c = wires(srv.port)
+    assert psub.call_frame("PSUBSCRIBE", "tasks:*") == sub_reply(
+        "psubscribe", "tasks:*", 1, protocol
+    )
+    c = raw_clients(srv.port)
     for expected in task_story(c):
         assert sub.frame() == message("tasks:local", expected, protocol)
         assert psub.frame() == pmessage("tasks:*", "tasks:local", expected, protocol)
     # nothing else was sent: the next frame is the reply to a PING
     pong = b"*2\r\n$4\r\npong\r\n$0\r\n\r\n" if protocol == 2 else b"+PONG\r\n"
     for w in (sub, psub):
-        assert w.call("PING") == pong
+        assert w.call_frame("PING") == pong
         assert w.buf == b""
 
 
 # -- RESP2 subscribed mode, RESP3 push -------------------------------------------------------
 
 
-def test_resp2_subscribed_mode_allows_only_pubsub_commands(server, wires) -> None:
-    sub = wires(server.port)
-    assert sub.call("SUBSCRIBE", "tasks:local") == sub_reply("subscribe", "tasks:local", 1)
+def test_resp2_subscribed_mode_allows_only_pubsub_commands(server, raw_clients) -> None:
+    sub = raw_clients(server.port)
+    assert sub.call_frame("SUBSCRIBE", "tasks:local") == sub_reply("subscribe", "tasks:local", 1)
     for cmd, args in [("task.list", ()), ("task.create", ("tools/call",)), ("echo", ("x",))]:
-        assert sub.call(cmd.upper(), *args) == error(
+        assert sub.call_frame(cmd.upper(), *args) == error(
             f"ERR Can't execute '{cmd}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / "
             "RESET are allowed in this context"
         )
     # taskstore has no GET: an unknown command is reported as unknown first, as Redis does
-    assert sub.call("GET", "k") == error(
+    assert sub.call_frame("GET", "k") == error(
         "ERR unknown command 'GET', with args beginning with: 'k' "
     )
-    assert sub.call("PING") == b"*2\r\n" + bulk("pong") + bulk("")
-    assert sub.call("PING", "hi") == b"*2\r\n" + bulk("pong") + bulk("hi")
+    assert sub.call_frame("PING") == b"*2\r\n" + bulk("pong") + bulk("")
+    assert sub.call_frame("PING", "hi") == b"*2\r\n" + bulk("pong") + bulk("hi")
     # still subscribed, still receiving
-    c = wires(server.port)
-    created = c.call("TASK.CREATE", "tools/call")
+    c = raw_clients(server.port)
+    created = c.call_frame("TASK.CREATE", "tools/call")
     assert sub.frame() == message("tasks:local", decode(created))
-    assert sub.call("PSUBSCRIBE", "x*") == sub_reply("psubscribe", "x*", 2)
-    assert sub.call("UNSUBSCRIBE", "tasks:local") == sub_reply("unsubscribe", "tasks:local", 1)
-    assert sub.call("TASK.LIST").startswith(b"-ERR Can't execute 'task.list'")  # pattern left
-    assert sub.call("PUNSUBSCRIBE", "x*") == sub_reply("punsubscribe", "x*", 0)
-    assert sub.call("TASK.LIST").startswith(b"$")  # out of subscribed mode
-    assert sub.call("PING") == b"+PONG\r\n"
+    assert sub.call_frame("PSUBSCRIBE", "x*") == sub_reply("psubscribe", "x*", 2)
+    assert sub.call_frame("UNSUBSCRIBE", "tasks:local") == sub_reply(
+        "unsubscribe", "tasks:local", 1
+    )
+    assert sub.call_frame("TASK.LIST").startswith(b"-ERR Can't execute 'task.list'")  # pattern left
+    assert sub.call_frame("PUNSUBSCRIBE", "x*") == sub_reply("punsubscribe", "x*", 0)
+    assert sub.call_frame("TASK.LIST").startswith(b"$")  # out of subscribed mode
+    assert sub.call_frame("PING") == b"+PONG\r\n"
     # redis-py, RESP2: the same refusal surfaces as an error
     r = redis.Redis(port=server.port, protocol=2)
     p = r.pubsub()
@@ -318,31 +305,31 @@ def test_resp2_subscribed_mode_allows_only_pubsub_commands(server, wires) -> Non
     r.close()
 
 
-def test_resp3_subscriber_may_run_any_command(server, wires) -> None:
-    sub = wires(server.port, 3)
-    assert sub.call("SUBSCRIBE", "tasks:local") == sub_reply("subscribe", "tasks:local", 1, 3)
-    assert sub.call("PING") == b"+PONG\r\n"
-    assert sub.call("ECHO", "x") == bulk("x")
+def test_resp3_subscriber_may_run_any_command(server, raw_clients) -> None:
+    sub = raw_clients(server.port, 3)
+    assert sub.call_frame("SUBSCRIBE", "tasks:local") == sub_reply("subscribe", "tasks:local", 1, 3)
+    assert sub.call_frame("PING") == b"+PONG\r\n"
+    assert sub.call_frame("ECHO", "x") == bulk("x")
     # a change made by the subscriber itself: the push comes first, then the reply
     sub.send(("TASK.CREATE", "tools/call"))
     push, reply = sub.frames(2)
     assert reply.startswith(b"$")
     assert push == message("tasks:local", decode(reply), 3)
     tid = json.loads(decode(reply))["taskId"]
-    assert json.loads(decode(sub.call("TASK.LIST")))["tasks"][0]["taskId"] == tid
+    assert json.loads(decode(sub.call_frame("TASK.LIST")))["tasks"][0]["taskId"] == tid
     # changes by others arrive as push frames between replies
-    c = wires(server.port)
-    update = c.call("TASK.UPDATE", tid, "MESSAGE", "half way")
+    c = raw_clients(server.port)
+    update = c.call_frame("TASK.UPDATE", tid, "MESSAGE", "half way")
     assert sub.frame() == message("tasks:local", decode(update), 3)
     # a subscriber may even block; its notification and its reply both arrive
     sub.send(("TASK.RESULT", tid, "BLOCK", 0))
     deadline = time.monotonic() + 10
-    while b"blocked_clients:1" not in decode(c.call("INFO", "clients")):
+    while b"blocked_clients:1" not in decode(c.call_frame("INFO", "clients")):
         assert time.monotonic() < deadline
         time.sleep(0.001)
-    done = c.call("TASK.COMPLETE", tid, "completed", RESULT)
+    done = c.call_frame("TASK.COMPLETE", tid, "completed", RESULT)
     assert sorted(sub.frames(2)) == sorted([message("tasks:local", decode(done), 3), bulk(RESULT)])
-    assert sub.call("PING") == b"+PONG\r\n"
+    assert sub.call_frame("PING") == b"+PONG\r\n"
     # redis-py RESP3: a subscribed connection runs ordinary commands too
     r = redis.Redis(port=server.port, protocol=3)
     p = r.pubsub()
@@ -359,22 +346,24 @@ def test_resp3_subscriber_may_run_any_command(server, wires) -> None:
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
-def test_subscribing_to_another_owners_channel_is_refused(make_server, wires, protocol) -> None:
+def test_subscribing_to_another_owners_channel_is_refused(
+    make_server, raw_clients, protocol
+) -> None:
     srv = make_server(users=USERS)
-    anon = wires(srv.port, protocol)
-    a = wires(srv.port, protocol, auth=("a", "x"))
+    anon = raw_clients(srv.port, protocol)
+    a = raw_clients(srv.port, protocol, auth=("a", "x"))
     for w, own, others in [
         (anon, "tasks:local", ["tasks:a", "tasks:b", "tasks:", "tasks:*"]),
         (a, "tasks:a", ["tasks:local", "tasks:b", "tasks:A", "tasks:a "]),
     ]:
         for other in others:
-            assert w.call("SUBSCRIBE", other) == error(NOPERM_CHANNEL)
+            assert w.call_frame("SUBSCRIBE", other) == error(NOPERM_CHANNEL)
         # all or nothing: an ordinary channel next to a refused one is not subscribed either
-        assert w.call("SUBSCRIBE", "news", others[0]) == error(NOPERM_CHANNEL)
-        assert w.call("SUBSCRIBE", own) == sub_reply("subscribe", own, 1, protocol)
-        assert w.call("SUBSCRIBE", others[0]) == error(NOPERM_CHANNEL)  # once subscribed too
-    c = wires(srv.port)
-    assert decode(c.call("PUBSUB", "NUMSUB", "news")) == [b"news", 0]
+        assert w.call_frame("SUBSCRIBE", "news", others[0]) == error(NOPERM_CHANNEL)
+        assert w.call_frame("SUBSCRIBE", own) == sub_reply("subscribe", own, 1, protocol)
+        assert w.call_frame("SUBSCRIBE", others[0]) == error(NOPERM_CHANNEL)  # once subscribed too
+    c = raw_clients(srv.port)
+    assert decode(c.call_frame("PUBSUB", "NUMSUB", "news")) == [b"news", 0]
     # redis-py: NOPERM surfaces as NoPermissionError
     r = redis.Redis(port=srv.port, protocol=protocol, username="b", password="y")
     p = r.pubsub()
@@ -385,51 +374,51 @@ def test_subscribing_to_another_owners_channel_is_refused(make_server, wires, pr
     r.close()
 
 
-def test_impersonator_may_subscribe_to_any_owner(make_server, wires) -> None:
+def test_impersonator_may_subscribe_to_any_owner(make_server, raw_clients) -> None:
     srv = make_server(users=USERS)
-    svc = wires(srv.port, 2, auth=("svc", "z"))
+    svc = raw_clients(srv.port, 2, auth=("svc", "z"))
     svc.send(("SUBSCRIBE", "tasks:a", "tasks:b"))
     assert svc.frames(2) == [
         sub_reply("subscribe", "tasks:a", 1),
         sub_reply("subscribe", "tasks:b", 2),
     ]
-    a = wires(srv.port, 2, auth=("a", "x"))
-    b = wires(srv.port, 2, auth=("b", "y"))
-    ja = a.call("TASK.CREATE", "tools/call")
-    jb = b.call("TASK.CREATE", "tools/call")
+    a = raw_clients(srv.port, 2, auth=("a", "x"))
+    b = raw_clients(srv.port, 2, auth=("b", "y"))
+    ja = a.call_frame("TASK.CREATE", "tools/call")
+    jb = b.call_frame("TASK.CREATE", "tools/call")
     assert svc.frame() == message("tasks:a", decode(ja))
     assert svc.frame() == message("tasks:b", decode(jb))
     # an impersonator acting for an owner publishes on that owner's channel
-    acting = wires(srv.port, 2, auth=("svc", "z"))
-    jc = acting.call("TASK.CREATE", "tools/call", "OWNER", "a")
+    acting = raw_clients(srv.port, 2, auth=("svc", "z"))
+    jc = acting.call_frame("TASK.CREATE", "tools/call", "OWNER", "a")
     assert jc.startswith(b"$")
     assert svc.frame() == message("tasks:a", decode(jc))
     # and its own tasks go to tasks:svc, which it did not subscribe to
-    assert acting.call("TASK.CREATE", "tools/call").startswith(b"$")
-    assert svc.call("PING") == b"*2\r\n" + bulk("pong") + bulk("")
+    assert acting.call_frame("TASK.CREATE", "tools/call").startswith(b"$")
+    assert svc.call_frame("PING") == b"*2\r\n" + bulk("pong") + bulk("")
 
 
-def test_pattern_subscribers_never_see_other_owners_tasks(make_server, wires) -> None:
+def test_pattern_subscribers_never_see_other_owners_tasks(make_server, raw_clients) -> None:
     srv = make_server(users=USERS)
-    a_all = wires(srv.port, 2, auth=("a", "x"))
-    a_tasks = wires(srv.port, 3, auth=("a", "x"))
-    anon_all = wires(srv.port, 2)
-    svc_all = wires(srv.port, 3, auth=("svc", "z"))
-    assert a_all.call("PSUBSCRIBE", "*") == sub_reply("psubscribe", "*", 1)
-    assert a_tasks.call("PSUBSCRIBE", "tasks:*") == sub_reply("psubscribe", "tasks:*", 1, 3)
-    assert anon_all.call("PSUBSCRIBE", "*") == sub_reply("psubscribe", "*", 1)
-    assert svc_all.call("PSUBSCRIBE", "*") == sub_reply("psubscribe", "*", 1, 3)
-    a = wires(srv.port, 2, auth=("a", "x"))
-    b = wires(srv.port, 2, auth=("b", "y"))
-    local = wires(srv.port)
-    jb = decode(b.call("TASK.CREATE", "tools/call", "ID", "t"))
-    ja = decode(a.call("TASK.CREATE", "tools/call", "ID", "t"))
-    jl = decode(local.call("TASK.CREATE", "tools/call", "ID", "t"))
-    jb2 = decode(b.call("TASK.COMPLETE", "t", "completed", '{"secret":"b"}'))
-    ja2 = decode(a.call("TASK.SETVARS", "t", '{"mine":true}'))
+    a_all = raw_clients(srv.port, 2, auth=("a", "x"))
+    a_tasks = raw_clients(srv.port, 3, auth=("a", "x"))
+    anon_all = raw_clients(srv.port, 2)
+    svc_all = raw_clients(srv.port, 3, auth=("svc", "z"))
+    assert a_all.call_frame("PSUBSCRIBE", "*") == sub_reply("psubscribe", "*", 1)
+    assert a_tasks.call_frame("PSUBSCRIBE", "tasks:*") == sub_reply("psubscribe", "tasks:*", 1, 3)
+    assert anon_all.call_frame("PSUBSCRIBE", "*") == sub_reply("psubscribe", "*", 1)
+    assert svc_all.call_frame("PSUBSCRIBE", "*") == sub_reply("psubscribe", "*", 1, 3)
+    a = raw_clients(srv.port, 2, auth=("a", "x"))
+    b = raw_clients(srv.port, 2, auth=("b", "y"))
+    local = raw_clients(srv.port)
+    jb = decode(b.call_frame("TASK.CREATE", "tools/call", "ID", "t"))
+    ja = decode(a.call_frame("TASK.CREATE", "tools/call", "ID", "t"))
+    jl = decode(local.call_frame("TASK.CREATE", "tools/call", "ID", "t"))
+    jb2 = decode(b.call_frame("TASK.COMPLETE", "t", "completed", '{"secret":"b"}'))
+    ja2 = decode(a.call_frame("TASK.SETVARS", "t", '{"mine":true}'))
     # an ordinary message reaches every pattern subscriber whose pattern matches
-    assert b.call("PUBLISH", "news", "hello") == b":3\r\n"
-    assert b.call("PUBLISH", "tasks-feed", "x") == b":3\r\n"
+    assert b.call_frame("PUBLISH", "news", "hello") == b":3\r\n"
+    assert b.call_frame("PUBLISH", "tasks-feed", "x") == b":3\r\n"
     assert a_all.frames(4) == [
         pmessage("*", "tasks:a", ja),
         pmessage("*", "tasks:a", ja2),
@@ -441,7 +430,7 @@ def test_pattern_subscribers_never_see_other_owners_tasks(make_server, wires) ->
         pmessage("tasks:*", "tasks:a", ja, 3),
         pmessage("tasks:*", "tasks:a", ja2, 3),
     ]
-    assert a_tasks.call("PING") == b"+PONG\r\n"
+    assert a_tasks.call_frame("PING") == b"+PONG\r\n"
     assert anon_all.frames(3) == [
         pmessage("*", "tasks:local", jl),
         pmessage("*", "news", "hello"),
@@ -457,46 +446,46 @@ def test_pattern_subscribers_never_see_other_owners_tasks(make_server, wires) ->
     ]
     assert svc_all.frame() == pmessage("*", "tasks-feed", "x", 3)
     for w in (a_all, anon_all):
-        assert w.call("PING") == b"*2\r\n" + bulk("pong") + bulk("")
+        assert w.call_frame("PING") == b"*2\r\n" + bulk("pong") + bulk("")
         assert w.buf == b""
 
 
-def test_nobody_may_publish_to_task_channels(make_server, wires) -> None:
+def test_nobody_may_publish_to_task_channels(make_server, raw_clients) -> None:
     srv = make_server(users=USERS)
-    sub = wires(srv.port, 3)
-    assert sub.call("PSUBSCRIBE", "*") == sub_reply("psubscribe", "*", 1, 3)
-    anon = wires(srv.port)
-    a = wires(srv.port, 2, auth=("a", "x"))
-    svc = wires(srv.port, 2, auth=("svc", "z"))
+    sub = raw_clients(srv.port, 3)
+    assert sub.call_frame("PSUBSCRIBE", "*") == sub_reply("psubscribe", "*", 1, 3)
+    anon = raw_clients(srv.port)
+    a = raw_clients(srv.port, 2, auth=("a", "x"))
+    svc = raw_clients(srv.port, 2, auth=("svc", "z"))
     for w, channels in [
         (anon, ["tasks:local", "tasks:a", "tasks:", "tasks:anything"]),
         (a, ["tasks:a", "tasks:local"]),
         (svc, ["tasks:a", "tasks:svc"]),  # impersonators neither
     ]:
         for channel in channels:
-            assert w.call("PUBLISH", channel, '{"taskId":"forged"}') == error(NOPERM_CHANNEL)
-    assert anon.call("PUBLISH", "task:local", "fine") == b":1\r\n"  # not the prefix
+            assert w.call_frame("PUBLISH", channel, '{"taskId":"forged"}') == error(NOPERM_CHANNEL)
+    assert anon.call_frame("PUBLISH", "task:local", "fine") == b":1\r\n"  # not the prefix
     assert sub.frame() == pmessage("*", "task:local", "fine", 3)  # nothing forged before it
 
 
 # -- PUBLISH counts, PUBSUB introspection, UNSUBSCRIBE ------------------------------------------
 
 
-def test_publish_counts_and_pubsub_introspection(make_server, wires) -> None:
+def test_publish_counts_and_pubsub_introspection(make_server, raw_clients) -> None:
     srv = make_server(users=USERS)
-    s1 = wires(srv.port)
-    s2 = wires(srv.port, 3)
+    s1 = raw_clients(srv.port)
+    s2 = raw_clients(srv.port, 3)
     s1.send(("SUBSCRIBE", "news", "sport"), ("PSUBSCRIBE", "n*"))
     s1.frames(3)
     s2.send(("SUBSCRIBE", "news"), ("PSUBSCRIBE", "n*", "*s"))
     s2.frames(3)
-    pub = wires(srv.port)
+    pub = raw_clients(srv.port)
     # every subscription counts: channel + each matching pattern, per client
-    assert pub.call("PUBLISH", "news", "1") == b":5\r\n"
-    assert pub.call("PUBLISH", "sport", "2") == b":1\r\n"
-    assert pub.call("PUBLISH", "nobody", "3") == b":2\r\n"
-    assert pub.call("PUBLISH", "zzz", "4") == b":0\r\n"
-    assert decode(pub.call("PUBSUB", "NUMSUB", "news", "sport", "zzz")) == [
+    assert pub.call_frame("PUBLISH", "news", "1") == b":5\r\n"
+    assert pub.call_frame("PUBLISH", "sport", "2") == b":1\r\n"
+    assert pub.call_frame("PUBLISH", "nobody", "3") == b":2\r\n"
+    assert pub.call_frame("PUBLISH", "zzz", "4") == b":0\r\n"
+    assert decode(pub.call_frame("PUBSUB", "NUMSUB", "news", "sport", "zzz")) == [
         b"news",
         2,
         b"sport",
@@ -504,40 +493,43 @@ def test_publish_counts_and_pubsub_introspection(make_server, wires) -> None:
         b"zzz",
         0,
     ]
-    assert decode(pub.call("PUBSUB", "NUMSUB")) == []
-    assert pub.call("PUBSUB", "NUMPAT") == b":2\r\n"  # unique patterns
-    assert sorted(decode(pub.call("PUBSUB", "CHANNELS"))) == [b"news", b"sport"]
-    assert decode(pub.call("PUBSUB", "CHANNELS", "s*")) == [b"sport"]
+    assert decode(pub.call_frame("PUBSUB", "NUMSUB")) == []
+    assert pub.call_frame("PUBSUB", "NUMPAT") == b":2\r\n"  # unique patterns
+    assert sorted(decode(pub.call_frame("PUBSUB", "CHANNELS"))) == [b"news", b"sport"]
+    assert decode(pub.call_frame("PUBSUB", "CHANNELS", "s*")) == [b"sport"]
     # task channels are listed and counted only for identities that may read them
-    a = wires(srv.port, 2, auth=("a", "x"))
-    b = wires(srv.port, 2, auth=("b", "y"))
-    assert a.call("SUBSCRIBE", "tasks:a") == sub_reply("subscribe", "tasks:a", 1)
-    assert b.call("SUBSCRIBE", "tasks:b") == sub_reply("subscribe", "tasks:b", 1)
-    a2 = wires(srv.port, 2, auth=("a", "x"))
-    svc = wires(srv.port, 2, auth=("svc", "z"))
-    assert decode(a2.call("PUBSUB", "CHANNELS", "tasks:*")) == [b"tasks:a"]
-    assert decode(a2.call("PUBSUB", "NUMSUB", "tasks:a", "tasks:b")) == [
+    a = raw_clients(srv.port, 2, auth=("a", "x"))
+    b = raw_clients(srv.port, 2, auth=("b", "y"))
+    assert a.call_frame("SUBSCRIBE", "tasks:a") == sub_reply("subscribe", "tasks:a", 1)
+    assert b.call_frame("SUBSCRIBE", "tasks:b") == sub_reply("subscribe", "tasks:b", 1)
+    a2 = raw_clients(srv.port, 2, auth=("a", "x"))
+    svc = raw_clients(srv.port, 2, auth=("svc", "z"))
+    assert decode(a2.call_frame("PUBSUB", "CHANNELS", "tasks:*")) == [b"tasks:a"]
+    assert decode(a2.call_frame("PUBSUB", "NUMSUB", "tasks:a", "tasks:b")) == [
         b"tasks:a",
         1,
         b"tasks:b",
         0,
     ]
-    assert sorted(decode(svc.call("PUBSUB", "CHANNELS", "tasks:*"))) == [b"tasks:a", b"tasks:b"]
-    assert decode(svc.call("PUBSUB", "NUMSUB", "tasks:b")) == [b"tasks:b", 1]
-    assert decode(pub.call("PUBSUB", "CHANNELS", "tasks:*")) == []  # anonymous: owner local
+    assert sorted(decode(svc.call_frame("PUBSUB", "CHANNELS", "tasks:*"))) == [
+        b"tasks:a",
+        b"tasks:b",
+    ]
+    assert decode(svc.call_frame("PUBSUB", "NUMSUB", "tasks:b")) == [b"tasks:b", 1]
+    assert decode(pub.call_frame("PUBSUB", "CHANNELS", "tasks:*")) == []  # anonymous: owner local
     # a subscriber that leaves is forgotten
     s2.close()
     deadline = time.monotonic() + 5
-    while decode(pub.call("PUBSUB", "NUMSUB", "news")) != [b"news", 1]:
+    while decode(pub.call_frame("PUBSUB", "NUMSUB", "news")) != [b"news", 1]:
         assert time.monotonic() < deadline
         time.sleep(0.001)
-    assert pub.call("PUBSUB", "NUMPAT") == b":1\r\n"
-    assert pub.call("PUBLISH", "news", "5") == b":2\r\n"
+    assert pub.call_frame("PUBSUB", "NUMPAT") == b":1\r\n"
+    assert pub.call_frame("PUBLISH", "news", "5") == b":2\r\n"
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
-def test_unsubscribe_without_arguments(server, wires, protocol: int) -> None:
-    w = wires(server.port, protocol)
+def test_unsubscribe_without_arguments(server, raw_clients, protocol: int) -> None:
+    w = raw_clients(server.port, protocol)
     w.send(("SUBSCRIBE", "c", "a", "b"), ("PSUBSCRIBE", "p1*", "p2*"))
     w.frames(5)
     w.send(("UNSUBSCRIBE",))
@@ -547,16 +539,16 @@ def test_unsubscribe_without_arguments(server, wires, protocol: int) -> None:
     assert [decode(f)[2] for f in frames] == [4, 3, 2]
     head = b">3\r\n" if protocol == 3 else b"*3\r\n"
     assert all(f.startswith(head + bulk("unsubscribe")) for f in frames)
-    assert w.call("UNSUBSCRIBE") == sub_reply("unsubscribe", None, 2, protocol)
+    assert w.call_frame("UNSUBSCRIBE") == sub_reply("unsubscribe", None, 2, protocol)
     w.send(("PUNSUBSCRIBE",))
     frames = w.frames(2)
     assert {decode(f)[1] for f in frames} == {b"p1*", b"p2*"}
     assert [decode(f)[2] for f in frames] == [1, 0]
-    assert w.call("PUNSUBSCRIBE") == sub_reply("punsubscribe", None, 0, protocol)
-    assert w.call("PING") == b"+PONG\r\n"  # subscribed mode is over
-    c = wires(server.port)
-    assert decode(c.call("PUBSUB", "NUMSUB", "a", "b", "c")) == [b"a", 0, b"b", 0, b"c", 0]
-    assert c.call("PUBSUB", "NUMPAT") == b":0\r\n"
+    assert w.call_frame("PUNSUBSCRIBE") == sub_reply("punsubscribe", None, 0, protocol)
+    assert w.call_frame("PING") == b"+PONG\r\n"  # subscribed mode is over
+    c = raw_clients(server.port)
+    assert decode(c.call_frame("PUBSUB", "NUMSUB", "a", "b", "c")) == [b"a", 0, b"b", 0, b"c", 0]
+    assert c.call_frame("PUBSUB", "NUMPAT") == b":0\r\n"
 
 
 # -- side by side with redis-server --------------------------------------------------------------
@@ -565,13 +557,18 @@ def test_unsubscribe_without_arguments(server, wires, protocol: int) -> None:
 def _ordinary_session(port: int) -> list[tuple[str, bytes]]:
     """An ordinary pub/sub session on raw sockets; (step, exact bytes received)."""
     out: list[tuple[str, bytes]] = []
-    sub, pub, fresh, r3 = Wire(port), Wire(port), Wire(port), Wire(port, 3)
+    sub, pub, fresh, r3 = (
+        RawClient(port),
+        RawClient(port),
+        RawClient(port),
+        RawClient(port, protocol=3),
+    )
 
-    def step(label: str, w: Wire, *cmd: object, n: int = 1) -> None:
+    def step(label: str, w: RawClient, *cmd: object, n: int = 1) -> None:
         w.send(cmd)
         out.append((label, b"".join(w.frames(n))))
 
-    def recv(label: str, w: Wire, n: int = 1) -> None:
+    def recv(label: str, w: RawClient, n: int = 1) -> None:
         out.append((label, b"".join(w.frames(n))))
 
     try:
@@ -658,8 +655,8 @@ def test_ordinary_pubsub_session_matches_redis_byte_for_byte(server, redis_serve
 
 
 def _channels_arity_session(port: int) -> list[tuple[str, bytes]]:
-    with Wire(port) as w:
-        return [("PUBSUB CHANNELS a b", w.call("PUBSUB", "CHANNELS", "a", "b"))]
+    with RawClient(port) as w:
+        return [("PUBSUB CHANNELS a b", w.call_frame("PUBSUB", "CHANNELS", "a", "b"))]
 
 
 def test_pubsub_channels_arity_error_matches_redis(server, redis_server) -> None:
@@ -668,14 +665,14 @@ def test_pubsub_channels_arity_error_matches_redis(server, redis_server) -> None
 
 def _glob_session(port: int) -> list[tuple[str, bytes]]:
     out = []
-    sub, pub = Wire(port), Wire(port)
+    sub, pub = RawClient(port), RawClient(port)
     try:
         sub.send(("PSUBSCRIBE", "h[^e]llo", "x\\*y", "[!a]b", "q\\?"), ("SUBSCRIBE", "c1", "c2"))
         sub.frames(6)
         for ch in ["hallo", "hello", "h^llo", "x*y", "x\\zy", "!b", "ab", "bb", "q?", "q\\z"]:
-            out.append((f"PUBLISH {ch}", pub.call("PUBLISH", ch, "m")))
-        out.append(("PUBSUB CHANNELS c[^2]", pub.call("PUBSUB", "CHANNELS", "c[^2]")))
-        out.append(("PUBSUB CHANNELS c\\1", pub.call("PUBSUB", "CHANNELS", "c\\1")))
+            out.append((f"PUBLISH {ch}", pub.call_frame("PUBLISH", ch, "m")))
+        out.append(("PUBSUB CHANNELS c[^2]", pub.call_frame("PUBSUB", "CHANNELS", "c[^2]")))
+        out.append(("PUBSUB CHANNELS c\\1", pub.call_frame("PUBSUB", "CHANNELS", "c\\1")))
     finally:
         sub.close()
         pub.close()
@@ -686,15 +683,19 @@ def test_glob_patterns_match_like_redis(server, redis_server) -> None:
     assert _differences(redis_server, server.port, _glob_session) == []
 
 
-def test_subscription_counters_in_client_list_and_info(server, wires) -> None:
-    sub = wires(server.port)
+def test_subscription_counters_in_client_list_and_info(server, raw_clients) -> None:
+    sub = raw_clients(server.port)
     sub.send(("SUBSCRIBE", "a", "b"), ("PSUBSCRIBE", "p*"))
     sub.frames(3)
-    c = wires(server.port)
-    line = [ln for ln in decode(c.call("CLIENT", "LIST")).decode().splitlines() if "cmd=psub" in ln]
+    c = raw_clients(server.port)
+    line = [
+        ln
+        for ln in decode(c.call_frame("CLIENT", "LIST")).decode().splitlines()
+        if "cmd=psub" in ln
+    ]
     assert len(line) == 1
     fields = dict(f.split("=", 1) for f in line[0].split() if "=" in f)
-    info = decode(c.call("INFO")).decode()
+    info = decode(c.call_frame("INFO")).decode()
     assert (fields["sub"], fields["psub"]) == ("2", "1")
     assert "pubsub_channels:2" in info and "pubsub_patterns:1" in info
     assert "pubsub_clients:1" in info
@@ -733,15 +734,15 @@ def _drain_until_closed(s: socket.socket, timeout: float = 10.0) -> int:
 
 
 def test_slow_subscriber_is_disconnected_and_publisher_unaffected(
-    make_server, wires, caplog
+    make_server, raw_clients, caplog
 ) -> None:
     caplog.set_level(logging.WARNING, logger="taskstore")
     srv = make_server(pubsub_output_limit="1mb")
     slow, slow_id = _slow_subscriber(srv.port, "firehose")
-    fast = wires(srv.port)  # a subscriber that does read, on the same channel
-    assert fast.call("SUBSCRIBE", "firehose") == sub_reply("subscribe", "firehose", 1)
-    pub = wires(srv.port)
-    pub_id = pub.value("CLIENT", "ID")
+    fast = raw_clients(srv.port)  # a subscriber that does read, on the same channel
+    assert fast.call_frame("SUBSCRIBE", "firehose") == sub_reply("subscribe", "firehose", 1)
+    pub = raw_clients(srv.port)
+    pub_id = decode(pub.call_frame("CLIENT", "ID"))
     payload = os.urandom(5 * 1024).hex()  # 10 KB
     sent = 0
     receivers: list[int] = []
@@ -773,13 +774,14 @@ def test_slow_subscriber_is_disconnected_and_publisher_unaffected(
     print(f"the slow subscriber could still read {got / 1e6:.1f} MB before EOF/reset")
     slow.close()
     assert slow_id not in {
-        int(ln.split()[0][3:]) for ln in decode(pub.call("CLIENT", "LIST")).decode().splitlines()
+        int(ln.split()[0][3:])
+        for ln in decode(pub.call_frame("CLIENT", "LIST")).decode().splitlines()
     }
-    assert decode(pub.call("PUBSUB", "NUMSUB", "firehose")) == [b"firehose", 1]
+    assert decode(pub.call_frame("PUBSUB", "NUMSUB", "firehose")) == [b"firehose", 1]
     # the publisher is the same connection, and works
-    assert pub.value("CLIENT", "ID") == pub_id
-    assert pub.call("PING") == b"+PONG\r\n"
-    assert fast.call("PING") == b"*2\r\n" + bulk("pong") + bulk("")
+    assert decode(pub.call_frame("CLIENT", "ID")) == pub_id
+    assert pub.call_frame("PING") == b"+PONG\r\n"
+    assert fast.call_frame("PING") == b"*2\r\n" + bulk("pong") + bulk("")
 
 
 def test_slow_task_subscriber_is_disconnected(spawn_server) -> None:
@@ -787,9 +789,9 @@ def test_slow_task_subscriber_is_disconnected(spawn_server) -> None:
     stays bounded and it logs the disconnection."""
     proc = spawn_server("--pubsub-output-limit", "1mb")
     slow, slow_id = _slow_subscriber(proc.port, "tasks:local")
-    c = Wire(proc.port)
+    c = RawClient(proc.port)
     try:
-        tid = json.loads(decode(c.call("TASK.CREATE", "tools/call")))["taskId"]
+        tid = json.loads(decode(c.call_frame("TASK.CREATE", "tools/call")))["taskId"]
         rss_before = proc.rss()
         blob = os.urandom(5 * 1024).hex()
         updates = 0
@@ -805,9 +807,9 @@ def test_slow_task_subscriber_is_disconnected(spawn_server) -> None:
             for f in c.frames(batch):
                 assert f.startswith(b"$"), f
             updates += batch
-            if decode(c.call("PUBSUB", "NUMSUB", "tasks:local")) == [b"tasks:local", 0]:
+            if decode(c.call_frame("PUBSUB", "NUMSUB", "tasks:local")) == [b"tasks:local", 0]:
                 break
-        assert decode(c.call("PUBSUB", "NUMSUB", "tasks:local")) == [b"tasks:local", 0]
+        assert decode(c.call_frame("PUBSUB", "NUMSUB", "tasks:local")) == [b"tasks:local", 0]
         rss_after = proc.rss()
         print(
             f"\ntask subscriber cut after about {updates} notifications of ~10 KB; server RSS "
@@ -817,10 +819,11 @@ def test_slow_task_subscriber_is_disconnected(spawn_server) -> None:
         got = _drain_until_closed(slow)
         print(f"the slow subscriber could still read {got / 1e6:.1f} MB before EOF/reset")
         assert slow_id not in {
-            int(ln.split()[0][3:]) for ln in decode(c.call("CLIENT", "LIST")).decode().splitlines()
+            int(ln.split()[0][3:])
+            for ln in decode(c.call_frame("CLIENT", "LIST")).decode().splitlines()
         }
-        assert json.loads(decode(c.call("TASK.GET", tid)))["_meta"]["n"] == updates - 1
-        assert c.call("PING") == b"+PONG\r\n"
+        assert json.loads(decode(c.call_frame("TASK.GET", tid)))["_meta"]["n"] == updates - 1
+        assert c.call_frame("PING") == b"+PONG\r\n"
     finally:
         slow.close()
         c.close()
