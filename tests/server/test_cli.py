@@ -5,8 +5,10 @@ protected mode, signals and SHUTDOWN."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import signal
+import site
 import socket
 import subprocess
 import sys
@@ -152,6 +154,26 @@ def test_help_and_version() -> None:
     assert res.returncode == 0
     assert res.stdout == f"taskstore {taskstore.__version__}\n"
     assert res.stderr == ""
+
+
+def test_startup_does_not_import_what_only_some_commands_need() -> None:
+    """tomllib (a config file), platform and resource (INFO) are imported when first needed, not
+    by every start (bench/README.md, "Start-up before and after"). Run without ``site``, so that
+    no .pth file of the environment imports them."""
+    code = (
+        "import sys, taskstore.server.cli, taskstore.server.app\n"
+        "print(*[m for m in ('tomllib', 'platform', 'resource') if m in sys.modules])"
+    )
+    paths = [str(Path(taskstore.__file__).resolve().parent.parent), *site.getsitepackages()]
+    res = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "\n"
 
 
 # -- configuration errors ----------------------------------------------------------------
