@@ -169,21 +169,34 @@ _MESSAGE_OPTS = frozenset({b"MESSAGE"})
     group=_GROUP,
     summary="Changes a task's status and/or status message (MESSAGE alone: terminal tasks too).",
     since="0.1.0",
+    # a status, a message, or both: one of two blocks (the docs' grammar has no "at least one")
     arguments=(
         Arg("id"),
         Arg(
-            "status",
+            "change",
             "oneof",
-            optional=True,
             arguments=(
-                Arg("working", "pure-token", token="working"),
-                Arg("input_required", "pure-token", token="input_required"),
-                Arg("completed", "pure-token", token="completed"),
-                Arg("failed", "pure-token", token="failed"),
-                Arg("cancelled", "pure-token", token="cancelled"),
+                Arg(
+                    "status-change",
+                    "block",
+                    arguments=(
+                        Arg(
+                            "status",
+                            "oneof",
+                            arguments=(
+                                Arg("working", "pure-token", token="working"),
+                                Arg("input_required", "pure-token", token="input_required"),
+                                Arg("completed", "pure-token", token="completed"),
+                                Arg("failed", "pure-token", token="failed"),
+                                Arg("cancelled", "pure-token", token="cancelled"),
+                            ),
+                        ),
+                        Arg("text", token="MESSAGE", optional=True),
+                    ),
+                ),
+                Arg("text", token="MESSAGE"),
             ),
         ),
-        Arg("text", token="MESSAGE", optional=True),
         _OWNER_ARG,
     ),
     categories=("write", "fast"),
