@@ -15,14 +15,16 @@ import secrets
 import threading
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from taskstore.server.aof import AppendOnlyFile, LoadReport
 from taskstore.server.blocking import Waiters
 from taskstore.server.config import LOG_LEVELS, STORE_SETTINGS, ConfigError, ServerConfig
 from taskstore.server.connection import Connection
 from taskstore.server.pubsub import Hub
 from taskstore.store import TaskStore
+
+if TYPE_CHECKING:
+    from taskstore.server.aof import AppendOnlyFile, LoadReport
 
 log = logging.getLogger("taskstore")
 
@@ -137,6 +139,8 @@ class Server:
     def _load_aof(self) -> None:
         """Load the append-only file before accepting anyone, then journal every change."""
         cfg = self.config
+        from taskstore.server.aof import AppendOnlyFile  # only when it is on: start-up time
+
         aof = AppendOnlyFile(
             cfg.dir,
             cfg.appendfilename,

@@ -1,6 +1,6 @@
 """Every setting in one place: its name, type, default and whether CONFIG SET may change it.
 
-A setting has the same name everywhere (design.md §8): the key in the TOML file, the flag
+A setting has the same name everywhere (docs/architecture.md): the key in the TOML file, the flag
 ``--<name-with-dashes>`` and the CONFIG GET/SET parameter.
 """
 
@@ -137,7 +137,7 @@ class Setting:
 
 
 LOGLEVELS = ("debug", "verbose", "notice", "warning")
-#: The MCP task generations a connection can render (design.md §5b); TASK.VERSION picks one.
+#: The MCP task generations a connection can render (docs/commands.md); TASK.VERSION picks one.
 MCP_VERSIONS = ("2025-11-25", "2026-07-28")
 #: Python logging levels for Redis's log level names
 LOG_LEVELS = {"debug": 10, "verbose": 20, "notice": 20, "warning": 30}
@@ -322,7 +322,7 @@ class ServerConfig:
 
     @property
     def anonymous(self) -> bool:
-        """Whether unauthenticated clients may use tasks (design.md §3)."""
+        """Whether unauthenticated clients may use tasks (docs/security.md)."""
         if self.values["requirepass"]:
             return False
         explicit = self.values["allow_anonymous"]
