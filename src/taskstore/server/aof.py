@@ -9,10 +9,11 @@ frame (payload length, CRC-32 of the payload, the length's bitwise complement; l
 file ends inside an entry" (a torn write, cut when ``aof_load_truncated yes``) is never
 confused with damage in the middle (refused, with the byte offset).
 
-Durability: entries collect in a buffer while commands run; ``commit()`` hands them to the
-kernel (``write()``) before any reply that depends on them is written, and with
-``appendfsync always`` also fsyncs. ``everysec`` fsyncs from a background thread once a
-second, ``no`` leaves it to the kernel. So ``kill -9`` loses no acknowledged write in any mode.
+Durability: entries collect in a buffer while commands run; once per loop turn ``release()``
+hands them to the kernel (``write()``), and with ``appendfsync always`` fsyncs, before the
+replies of every client served in that turn are written (group commit). ``everysec`` fsyncs
+from a background thread once a second, ``no`` leaves it to the kernel. So ``kill -9`` loses
+no acknowledged write in any mode.
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ class AppendOnlyFile:
         self.rewrite_min_size = rewrite_min_size
         self.buffer = bytearray()  # entries not handed to the kernel yet
         self.appended = 0  # entries ever appended: tells a connection whether it added any
-        #: appendfsync always: connection -> (replies, [appended]) waiting for the next fsync
+        #: connection -> (replies, [appended]) waiting for the next group commit (release)
         self.held: dict[Any, tuple[list[bytes], list[bool]]] = {}
         self.tail: bytearray | None = None  # entries since a running rewrite began
         self.fd = -1
@@ -304,22 +305,19 @@ class AppendOnlyFile:
                 return False
         return True
 
-    def commit_pending(self) -> bool:
-        """True when nothing is left unwritten: :meth:`commit` if anything is buffered,
-        unless writing is failing already (then the sweep tick retries, see :meth:`retry`)."""
-        return not self.buffer or (self.write_error is None and self.commit())
-
     def write_pending(self) -> bool:
-        """Like :meth:`commit_pending` without the fsync: before a pub/sub message leaves
-        (a notification is not an acknowledgement; ``kill -9`` cannot lose it)."""
+        """True when nothing is left unwritten: writes what is buffered (no fsync) before a
+        pub/sub message leaves (a notification is not an acknowledgement, but ``kill -9``
+        cannot lose what it tells of), unless writing is failing already."""
         return not self.buffer or (self.write_error is None and self._write())
 
-    # -- appendfsync always: one fsync for every client served in one loop turn --------
+    # -- group commit: one write (and fsync) for every client served in one loop turn --------
 
     def hold(self, conn: Any, out: list[bytes], appended: bool) -> None:
         """Keep a client's replies until the next :meth:`release` (scheduled here), which
-        fsyncs once for all of them: Redis's group commit (replies leave in ``beforeSleep``
-        after the fsync). ``appended``: the commands behind these replies added entries."""
+        writes once for all of them, and with ``appendfsync always`` fsyncs: Redis's group
+        commit (replies leave in ``beforeSleep``, after the AOF write). ``appended``: the
+        commands behind these replies added entries."""
         held = self.held
         if not held:
             asyncio.get_running_loop().call_soon(self.release)

@@ -385,13 +385,11 @@ class Connection(asyncio.Protocol):
             return
         aof = self.server.aof
         if aof is not None and (aof.buffer or aof.held):
-            appended = aof.appended != self.aof_mark
-            if aof.fsync == "always":
-                aof.hold(self, out, appended)  # sent by send_held after the next fsync
-                return
-            if aof.buffer and not aof.commit_pending() and appended:
-                self.abort_unwritten(transport)
-                return
+            # Group commit, as Redis's beforeSleep: one write (and with appendfsync always one
+            # fsync) for every client served in this loop turn; the replies leave after it
+            # (send_held), and not at all for changes that could not be written.
+            aof.hold(self, out, aof.appended != self.aof_mark)
+            return
         self.send(transport, out)
 
     def send(self, transport: asyncio.Transport, out: list[bytes]) -> None:
@@ -402,7 +400,7 @@ class Connection(asyncio.Protocol):
             self.close_after_reply(transport)
 
     def send_held(self, out: list[bytes], ok: bool) -> None:
-        """Replies held for the append-only file's fsync (``appendfsync always``)."""
+        """Replies held for the append-only file's write (and fsync)."""
         transport = self.transport
         if transport is None:
             return
