@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from taskstore.server.blocking import Waiters
 from taskstore.server.config import LOG_LEVELS, STORE_SETTINGS, ConfigError, ServerConfig
 from taskstore.server.connection import Connection
-from taskstore.server.pubsub import Hub
+from taskstore.server.hub import Hub
 from taskstore.store import TaskStore
 
 if TYPE_CHECKING:

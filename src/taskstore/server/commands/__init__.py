@@ -1,9 +1,9 @@
 """The command table. Importing this package registers every command family."""
 
 from taskstore.server.commands import (  # noqa: F401
-    connection,
     pubsub,
     server,
+    session,
     tasks,
     transactions,
 )

@@ -1,4 +1,4 @@
-"""SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH and PUBSUB (see pubsub.py)."""
+"""SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH and PUBSUB (the hub: server/hub.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from taskstore.protocol import Push, Replies
 from taskstore.server.commands.base import Arg, CommandError, command, container, help_reply
 from taskstore.server.glob import glob_match
-from taskstore.server.pubsub import TASK_CHANNEL_PREFIX, may_read_task_channel
+from taskstore.server.hub import TASK_CHANNEL_PREFIX, may_read_task_channel
 
 if TYPE_CHECKING:
     from taskstore.server.connection import Connection

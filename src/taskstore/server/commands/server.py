@@ -19,7 +19,7 @@ from taskstore.server.commands.base import (
     help_reply,
     syntax_error,
 )
-from taskstore.server.commands.connection import REDIS_VERSION
+from taskstore.server.commands.session import REDIS_VERSION
 from taskstore.server.config import SETTINGS, ConfigError
 from taskstore.server.glob import glob_match
 

@@ -1,4 +1,4 @@
-"""Pub/sub: channels, patterns, and the ``tasks:<owner>`` notification channels.
+"""The pub/sub hub: channels, patterns, and the ``tasks:<owner>`` notification channels.
 
 Every change of a task is published as its JSON on ``tasks:<owner>``. Only that owner (and
 identities that may impersonate) may subscribe to it; pattern subscribers receive a task

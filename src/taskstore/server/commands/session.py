@@ -1,4 +1,5 @@
-"""Connection commands: what clients send on connect (PING, HELLO, AUTH, SELECT, CLIENT...)."""
+"""Session commands: what clients send on connect and about their connection (PING, HELLO,
+AUTH, SELECT, CLIENT, ACL, RESET, QUIT…)."""
 
 from __future__ import annotations
 
