@@ -28,7 +28,9 @@ SRC = ROOT / "src"
 
 #: "+aof-<appendfsync>": the same server with its append-only file on (a fresh temp dir)
 PERSISTENT = tuple(
-    f"{base}+aof-{mode}" for base in ("taskstore-uvloop", "redis") for mode in ("everysec", "always")
+    f"{base}+aof-{mode}"
+    for base in ("taskstore-uvloop", "redis")
+    for mode in ("everysec", "always")
 )
 SERVER_NAMES = ("taskstore-asyncio", "taskstore-uvloop", "redis", "fakeredis", *PERSISTENT)
 
