@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import marshal
 import os
 import random
 import resource
@@ -40,7 +41,7 @@ from redis.retry import Retry
 
 import crashload
 from helpers import free_port
-from taskstore.server.aof import HEADER, AofError, AppendOnlyFile, read_entries
+from taskstore.server.aof import HEADER, AofError, AppendOnlyFile, frame, read_entries
 from taskstore.server.app import ServerThread
 from taskstore.store import StoreConfig, TaskStore
 
@@ -446,6 +447,11 @@ def test_a_flipped_byte_in_the_middle_refuses_to_start(tmp_path: Path) -> None:
     path.write_bytes(b"not an aof file at all\n")
     with pytest.raises(AofError, match="not a taskstore append only file"):
         _load(path.parent)
+    # whole entries with good checksums that no store wrote: refused with their offset
+    for payload in [(1, ("alice", "t9")), (1, ("alice", "t9", "not", "a", "state")), (7,), "x"]:
+        path.write_bytes(data + frame(marshal.dumps(payload, 4)))
+        with pytest.raises(AofError, match=f"damaged at byte offset {len(data)} "):
+            _load(path.parent)
 
 
 def test_the_cli_reports_torn_and_damaged_files(tmp_path: Path, clis: list[Cli]) -> None:

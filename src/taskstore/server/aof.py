@@ -118,27 +118,45 @@ def _damaged(path: str, offset: int, why: str) -> str:
     )
 
 
-def replay(view: memoryview, path: str) -> tuple[dict[tuple[str, str], Any], int, int | None]:
-    """The final state of every task the log describes; (states, entries, torn offset)."""
-    states: dict[tuple[str, str], Any] = {}
+Replayed = dict[str, dict[str, TaskRecord]]
+
+
+def replay(view: memoryview, path: str) -> tuple[Replayed, int, int | None]:
+    """The final record of every task the log describes, by owner and id; (records, entries,
+    torn offset).
+
+    Records are built as their entries are read, so no intermediate state is kept per task (a
+    million state tuples and (owner, id) keys cost ~200 MB that the allocator keeps after
+    they are freed); an entry that is overwritten later costs its record, rewrites keep that
+    rare.
+    """
+    owners: Replayed = {}
     entries = 0
     torn: int | None = None
     try:
         for pos, entry in read_entries(view, path):
             entries += 1
             kind = entry[0] if type(entry) is tuple and entry else None
-            if kind == SET and len(entry) == 2 and type(entry[1]) is tuple and entry[1][:2]:
-                state = entry[1]
-                states[(state[0], state[1])] = state
+            if kind == SET and len(entry) == 2:
+                try:
+                    record = record_from_state(entry[1])
+                except StateError as e:
+                    raise AofError(_damaged(path, pos, f"not a task state: {e}")) from None
+                tasks = owners.get(record.owner)
+                if tasks is None:
+                    tasks = owners[record.owner] = {}
+                tasks[record.task_id] = record
             elif kind == REMOVE and len(entry) == 3:
-                states.pop((entry[1], entry[2]), None)
+                tasks = owners.get(entry[1])
+                if tasks is not None:
+                    tasks.pop(entry[2], None)
             elif kind == CLEAR and len(entry) == 1:
-                states.clear()
+                owners.clear()
             else:
                 raise AofError(_damaged(path, pos, "unknown entry"))
     except TornTail as t:
         torn = t.offset
-    return states, entries, torn
+    return owners, entries, torn
 
 
 class AppendOnlyFile:
@@ -253,7 +271,7 @@ class AppendOnlyFile:
         data = _read_all(fd, size)
         if data[: len(HEADER)] != HEADER:
             raise AofError(f"{path} is not a taskstore append only file (bad header)")
-        states, entries, torn = replay(memoryview(data), path)
+        owners, entries, torn = replay(memoryview(data), path)
         del data
         if torn is not None:
             if not self.load_truncated:
@@ -270,12 +288,9 @@ class AppendOnlyFile:
             )
             os.ftruncate(fd, torn)
             os.fsync(fd)
-        try:
-            records = [record_from_state(state) for state in states.values()]
-        except StateError as e:
-            raise AofError(f"append only file {path} holds an invalid task state: {e}") from None
-        del states
-        loaded, dropped = store.restore(records)
+        loaded, dropped = store.restore(
+            record for tasks in owners.values() for record in tasks.values()
+        )
         return LoadReport(loaded, dropped, entries, 0.0, torn)
 
     def _sync_dir_and(self, fd: int) -> None:
