@@ -335,8 +335,12 @@ def test_answers_for_keys_never_issued_are_acked_and_ignored(
         await tasks.update(task_id, {key: {"action": "accept", "content": {"name": "Ada"}}})
         final = await tasks.poll(task_id, lambda t: t["status"] in TERMINAL)
         assert final["result"]["content"][0]["text"] == "hello Ada"
+        # the worker releases its lease right after ending the task: wait for that first
+        deadline = time.monotonic() + 10
+        while (done := inspect(store, task_id, alice))["lease_holder"] is not None:
+            assert time.monotonic() < deadline, done
+            await anyio.sleep(0.01)
         # and a terminal task takes no answers: ack, unchanged
-        done = inspect(store, task_id, alice)
         await tasks.update(task_id, {key: {"action": "decline"}, "x": {"action": "decline"}})
         assert inspect(store, task_id, alice) == done
 
