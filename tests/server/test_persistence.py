@@ -36,6 +36,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -43,6 +44,7 @@ import crashload
 from helpers import free_port
 from taskstore.server.aof import HEADER, AofError, AppendOnlyFile, frame, read_entries
 from taskstore.server.app import ServerThread
+from taskstore.server.config import ConfigError
 from taskstore.store import StoreConfig, TaskStore
 
 LONG = os.environ.get("TASKSTORE_LONG") == "1"
@@ -347,6 +349,26 @@ def test_settings_info_and_errors(tmp_path: Path) -> None:
         with pytest.raises(redis.ResponseError, match=r"^the append only file is off"):
             r.execute_command("BGREWRITEAOF")
         r.close()
+
+
+def test_in_process_takes_a_path_as_dir(tmp_path: Path) -> None:
+    """``taskstore.Server(appendonly=True, dir=tmp_path)``, as docs/persistence.md shows it."""
+
+    async def main() -> None:
+        import taskstore
+
+        async with taskstore.Server(port=0, appendonly=True, dir=tmp_path) as srv:
+            assert srv.config.dir == str(tmp_path)
+            r = redis.asyncio.Redis(port=srv.port)
+            await r.execute_command("TASK.CREATE", "tools/call", "ID", "kept")
+            await r.aclose()
+        async with taskstore.Server(port=0, appendonly=True, dir=tmp_path) as srv:
+            assert srv.load_report is not None and srv.load_report.tasks == 1
+        with pytest.raises(ConfigError, match="dir: expected a string"):
+            taskstore.Server(port=0, appendonly=True, dir=42.5)
+
+    asyncio.run(main())
+    assert (tmp_path / "taskstore.aof").stat().st_size > len(HEADER)
 
 
 def test_bad_settings_are_one_line(tmp_path: Path) -> None:

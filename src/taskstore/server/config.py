@@ -6,6 +6,7 @@ A setting has the same name everywhere (docs/architecture.md): the key in the TO
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +69,7 @@ def parse_bool(name: str, value: Any) -> bool:
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # int | memory | bool | optbool | str | loglevel | bind | fsync | filename | ...
+    kind: str  # int, memory, bool, optbool, str, path, loglevel, bind, fsync, filename, ...
     default: Any
     runtime: bool  # CONFIG SET may change it
     help: str
@@ -124,6 +125,8 @@ class Setting:
             if not hosts:
                 raise ConfigError(f"{self.name}: expected one or more addresses")
             return " ".join(hosts)
+        if self.kind == "path" and isinstance(value, os.PathLike):
+            return os.fspath(value)  # Server(dir=tmp_path): a pathlib.Path is a directory too
         if not isinstance(value, str | int):
             raise ConfigError(f"{self.name}: expected a string, got {value!r}")
         return str(value)
@@ -198,7 +201,7 @@ SETTINGS: dict[str, Setting] = {
             "event_loop", "loop", "auto", False, "auto (uvloop when installed), asyncio or uvloop"
         ),
         Setting("appendonly", "bool", False, False, "keep every task in an append-only file"),
-        Setting("dir", "str", ".", False, "directory of the append-only file"),
+        Setting("dir", "path", ".", False, "directory of the append-only file"),
         Setting("appendfilename", "filename", "taskstore.aof", False, "append-only file name"),
         Setting("appendfsync", "fsync", "everysec", True, "always, everysec or no"),
         Setting(
