@@ -12,6 +12,10 @@ command -v setsid >/dev/null 2>&1 || need_apt+=(util-linux)
 # image has it, Debian's own package is the fallback)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# tests/console drives the browser console in Debian's headless chromium through its
+# chromedriver (Selenium from the test extra; it never downloads a browser)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

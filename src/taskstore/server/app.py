@@ -24,6 +24,7 @@ from taskstore.server.hub import Hub
 from taskstore.store import TaskStore
 
 if TYPE_CHECKING:
+    from taskstore.console.web import Console
     from taskstore.server.aof import AppendOnlyFile, LoadReport
 
 log = logging.getLogger("taskstore")
@@ -76,6 +77,10 @@ class Server:
         self.load_report: LoadReport | None = None
         #: the error write commands get while the append-only file cannot be written
         self.writes_refused: str | None = None
+        #: the browser console (console_port), serving from start() to stop(); aiohttp and
+        #: taskstore.console are imported only when it is on (docs/console.md)
+        self.console: Console | None = None
+        self._console_tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle --------------------------------------------------------
 
@@ -108,6 +113,15 @@ class Server:
                 raise ConfigError(f"port {cfg.port} is already in use ({cfg.bind})") from None
             raise ConfigError(f"cannot listen on {cfg.bind}:{cfg.port}: {e.strerror}") from None
         self._port = port
+        if cfg.console_port:
+            try:
+                console = self._open_console(cfg.console_port)
+                await console.serve()
+            except BaseException:
+                await self._close_listeners()
+                await self._stop_console()
+                self._close_aof()
+                raise
         self.started_at = time.time()
         self._background.append(loop.create_task(self._sweep_loop()))
         self._background.append(loop.create_task(self._idle_loop()))
@@ -115,6 +129,7 @@ class Server:
     async def stop(self) -> None:
         """Stop accepting, let written replies go out, close every client."""
         await self._close_listeners()
+        await self._stop_console()
         for task in self._background:
             task.cancel()
         for task in self._background:
@@ -229,6 +244,66 @@ class Server:
         else:
             self.store.remove_listener(self.hub.publish_task)
 
+    # -- the browser console (docs/console.md) ----------------------------------------------
+
+    def _open_console(self, port: int) -> Console:
+        """Bind the console's port (``ConfigError`` if it cannot be had) and make it this
+        server's console; its feed listens to the store only while a page is open."""
+        from taskstore.console import open_console  # only when it is on: start-up time
+
+        console = open_console(self, port)
+        feed = console.feed
+
+        def active(on: bool) -> None:
+            if on:
+                self.store.add_listener(feed.on_change)
+            else:
+                self.store.remove_listener(feed.on_change)
+
+        feed.on_active = active
+        self.console = console
+        return console
+
+    async def _stop_console(self) -> None:
+        console, self.console = self.console, None
+        if console is not None:
+            await console.stop()
+        while self._console_tasks:
+            await asyncio.gather(*self._console_tasks, return_exceptions=True)
+
+    def _run_console_task(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._console_tasks.add(task)
+        task.add_done_callback(self._console_tasks.discard)
+
+    def _console_port_changed(self) -> None:
+        """CONFIG SET console_port: start, move or stop the console now. The new port is
+        bound before the old one is let go, so a port that cannot be had leaves the console
+        as it was and CONFIG SET answers the error."""
+        cfg = self.config
+        port = cfg.console_port
+        old = self.console
+        if (old.port if old is not None else 0) == port or self._stopped is None:
+            return
+        if port:
+            try:
+                console = self._open_console(port)
+            except ConfigError as e:
+                from taskstore.server.commands import CommandError
+
+                cfg.values["console_port"] = old.port if old is not None else 0
+                self.console = old
+                raise CommandError(
+                    f"ERR CONFIG SET failed (possibly related to argument 'console_port') - {e}"
+                ) from None
+            self._run_console_task(console.serve())
+            log.info("console listening on %s", console.url)
+        else:
+            self.console = None
+            log.info("console stopped")
+        if old is not None:
+            self._run_console_task(old.stop())
+
     # -- clients ----------------------------------------------------------
 
     def register(self, conn: Connection) -> int:
@@ -258,6 +333,8 @@ class Server:
             aof.load_truncated = cfg.aof_load_truncated
             aof.rewrite_percentage = cfg.auto_aof_rewrite_percentage
             aof.rewrite_min_size = cfg.auto_aof_rewrite_min_size
+        if "console_port" in changed:
+            self._console_port_changed()  # last: it may refuse, the others are applied
 
     # -- background work --------------------------------------------------
 

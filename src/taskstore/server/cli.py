@@ -125,9 +125,10 @@ async def _serve(cfg: ServerConfig, loop_name: str) -> int:
             f"{report.tasks} tasks in {report.seconds:.3f} seconds{dropped}",
             flush=True,
         )
+    console = f"; console on {server.console.url}" if server.console is not None else ""
     print(
         f"taskstore {__version__} ready on {cfg.bind}:{server.port} "
-        f"(pid {os.getpid()}, {loop_name}, anonymous access {anon})",
+        f"(pid {os.getpid()}, {loop_name}, anonymous access {anon}){console}",
         flush=True,
     )
     await server.wait_stopped()

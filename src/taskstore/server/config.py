@@ -152,6 +152,15 @@ SETTINGS: dict[str, Setting] = {
     for s in [
         Setting("bind", "bind", "127.0.0.1", False, "addresses to listen on (space separated)"),
         Setting("port", "int", 6379, False, "TCP port (0 picks a free one)", 0, 65535),
+        Setting(
+            "console_port",
+            "int",
+            0,
+            True,
+            "HTTP port of the browser console on the bind addresses (0 = off; docs/console.md)",
+            0,
+            65535,
+        ),
         Setting("requirepass", "str", "", True, "password of the default user"),
         Setting("protected_mode", "bool", True, False, "refuse non-loopback binds without auth"),
         Setting(
