@@ -192,7 +192,7 @@ def test_result_and_object_parity(pair: Pair, data: bytes) -> None:
 
 ARGUMENT_CASES: list[tuple[str, tuple[Any, ...]]] = [
     ("CREATE", ("m", "TTL", "abc")),
-    ("CREATE", ("m", "TTL", "007", "ID", "c1")),
+    ("CREATE", ("m", "TTL", "0060000", "ID", "c1")),  # leading zeros; alive to the end
     ("CREATE", ("m", "ttl", "100", "pollinterval", "20", "id", "c2")),
     ("CREATE", ("m", "TTL", "none")),
     ("CREATE", ("m", "POLLINTERVAL", "0x1")),

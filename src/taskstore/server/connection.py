@@ -73,6 +73,7 @@ class Connection(asyncio.Protocol):
         "restricted",
         "server",
         "spent",
+        "store",
         "transport",
         "user",
         "v2",
@@ -82,6 +83,7 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, server: Server) -> None:
         self.server = server
+        self.store = server.store  # what TASK commands reach (commands/tasks.py, TaskContext)
         self.transport: asyncio.Transport | None = None
         self.id = 0
         self.name = ""

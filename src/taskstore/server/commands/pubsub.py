@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from taskstore.protocol import Push, Replies
-from taskstore.server.commands.base import Arg, CommandError, command, container, help_reply
+from taskstore.server.commands.spec import Arg, CommandError, command, container, help_reply
 from taskstore.server.glob import glob_match
 from taskstore.server.hub import TASK_CHANNEL_PREFIX, may_read_task_channel
 
@@ -133,15 +133,11 @@ def publish(conn: Connection, args: list[bytes]) -> Any:
     return conn.server.hub.publish(channel, args[2])
 
 
-pubsub = container("pubsub", group=_GROUP, summary="A container for Pub/Sub commands.")
-
-
 @command(
     "channels",
     -2,
     summary="Returns the active channels (those your identity may see).",
     arguments=(Arg("pattern", "pattern", optional=True),),
-    parent=pubsub,
 )
 def pubsub_channels(conn: Connection, args: list[bytes]) -> Any:
     if len(args) > 3:
@@ -162,7 +158,6 @@ def pubsub_channels(conn: Connection, args: list[bytes]) -> Any:
     -2,
     summary="Returns the count of subscribers of channels.",
     arguments=(Arg("channel", optional=True, multiple=True),),
-    parent=pubsub,
 )
 def pubsub_numsub(conn: Connection, args: list[bytes]) -> Any:
     channels = conn.server.hub.channels
@@ -173,12 +168,12 @@ def pubsub_numsub(conn: Connection, args: list[bytes]) -> Any:
     return out
 
 
-@command("numpat", 2, summary="Returns a count of unique pattern subscriptions.", parent=pubsub)
+@command("numpat", 2, summary="Returns a count of unique pattern subscriptions.")
 def pubsub_numpat(conn: Connection, args: list[bytes]) -> Any:
     return len(conn.server.hub.patterns)
 
 
-@command("help", 2, summary="Returns helpful text about the different subcommands.", parent=pubsub)
+@command("help", 2, summary="Returns helpful text about the different subcommands.")
 def pubsub_help(conn: Connection, args: list[bytes]) -> Any:
     return help_reply(
         "pubsub",
@@ -191,3 +186,15 @@ def pubsub_help(conn: Connection, args: list[bytes]) -> Any:
             "    Return the number of subscribers for the specified channels.",
         ],
     )
+
+
+pubsub = container(
+    "pubsub",
+    (pubsub_channels, pubsub_numsub, pubsub_numpat, pubsub_help),
+    group=_GROUP,
+    summary="A container for Pub/Sub commands.",
+)
+
+
+#: the family, in the order COMMAND lists it
+COMMANDS = (subscribe, unsubscribe, psubscribe, punsubscribe, publish, pubsub)

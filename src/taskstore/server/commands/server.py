@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from taskstore import __version__
 from taskstore.protocol import OK, Raw, SimpleString, Verbatim
-from taskstore.server.commands.base import (
-    TABLE,
+from taskstore.server.commands.session import REDIS_VERSION
+from taskstore.server.commands.spec import (
     Arg,
     Command,
     CommandError,
@@ -19,7 +19,6 @@ from taskstore.server.commands.base import (
     help_reply,
     syntax_error,
 )
-from taskstore.server.commands.session import REDIS_VERSION
 from taskstore.server.config import SETTINGS, ConfigError
 from taskstore.server.glob import glob_match
 
@@ -244,37 +243,34 @@ def info(conn: Connection, args: list[bytes]) -> Any:
 
 # -- COMMAND ------------------------------------------------------------------
 
-command_cmd = container(
-    "command", group="server", summary="Returns detailed information about all commands."
-)
-_command_dispatch = command_cmd.handler
+
+def _table() -> dict[bytes, Command]:
+    # the table is made of every family, this one included: looked up when a COMMAND runs
+    from taskstore.server.commands import TABLE
+
+    return TABLE
 
 
 def _all_commands() -> list[Command]:
-    return list(TABLE.values())
+    return list(_table().values())
 
 
 def _lookup(name: bytes) -> Command | None:
+    table = _table()
     text = name.decode("utf-8", "replace").lower()
     if "|" in text:
-        parent = TABLE.get(text.split("|", 1)[0].encode())
+        parent = table.get(text.split("|", 1)[0].encode())
         return parent.subcommands.get(text) if parent else None
-    return TABLE.get(text.encode())
+    return table.get(text.encode())
 
 
-def _command_root(conn: Connection, args: list[bytes]) -> Any:
-    if len(args) == 1:
-        return [c.info() for c in _all_commands()]
-    return _command_dispatch(conn, args)
+def _command_all(conn: Connection, args: list[bytes]) -> Any:
+    return [c.info() for c in _all_commands()]
 
 
-command_cmd.handler = _command_root
-command_cmd.set_arity(-1)
-
-
-@command("count", 2, summary="Returns a count of commands.", parent=command_cmd)
+@command("count", 2, summary="Returns a count of commands.")
 def command_count(conn: Connection, args: list[bytes]) -> Any:
-    return len(TABLE)
+    return len(_table())
 
 
 @command(
@@ -282,7 +278,6 @@ def command_count(conn: Connection, args: list[bytes]) -> Any:
     -2,
     summary="Returns information about one, multiple or all commands.",
     arguments=(Arg("command-name", optional=True, multiple=True),),
-    parent=command_cmd,
 )
 def command_info(conn: Connection, args: list[bytes]) -> Any:
     if len(args) == 2:
@@ -295,7 +290,6 @@ def command_info(conn: Connection, args: list[bytes]) -> Any:
     -2,
     summary="Returns documentary information about one, multiple or all commands.",
     arguments=(Arg("command-name", optional=True, multiple=True),),
-    parent=command_cmd,
 )
 def command_docs(conn: Connection, args: list[bytes]) -> Any:
     cmds = _all_commands() if len(args) == 2 else [c for a in args[2:] if (c := _lookup(a))]
@@ -319,7 +313,6 @@ def command_docs(conn: Connection, args: list[bytes]) -> Any:
             ),
         ),
     ),
-    parent=command_cmd,
 )
 def command_list(conn: Connection, args: list[bytes]) -> Any:
     names = [c.name for c in _all_commands()]
@@ -341,7 +334,6 @@ def command_list(conn: Connection, args: list[bytes]) -> Any:
     "getkeys",
     -3,
     summary="Extracts the key names from an arbitrary command.",
-    parent=command_cmd,
 )
 def command_getkeys(conn: Connection, args: list[bytes]) -> Any:
     cmd = _lookup(args[2])
@@ -350,9 +342,7 @@ def command_getkeys(conn: Connection, args: list[bytes]) -> Any:
     raise CommandError("ERR The command has no key arguments")
 
 
-@command(
-    "help", 2, summary="Returns helpful text about the different subcommands.", parent=command_cmd
-)
+@command("help", 2, summary="Returns helpful text about the different subcommands.")
 def command_help(conn: Connection, args: list[bytes]) -> Any:
     return help_reply(
         "command",
@@ -373,11 +363,18 @@ def command_help(conn: Connection, args: list[bytes]) -> Any:
     )
 
 
+command_cmd = container(
+    "command",
+    (command_count, command_info, command_docs, command_list, command_getkeys, command_help),
+    group="server",
+    summary="Returns detailed information about all commands.",
+    arity=-1,
+    bare=_command_all,
+)
+
+
 # -- CONFIG -------------------------------------------------------------------
 
-config_cmd = container(
-    "config", group="server", summary="A container for server configuration commands."
-)
 
 # What Redis clients ask about on connect; fixed here because there is no such setting.
 _FIXED_CONFIG = {
@@ -394,7 +391,6 @@ _FIXED_CONFIG = {
     -3,
     summary="Returns the effective values of configuration parameters.",
     arguments=(Arg("parameter", multiple=True),),
-    parent=config_cmd,
 )
 def config_get(conn: Connection, args: list[bytes]) -> Any:
     cfg = conn.server.config
@@ -426,7 +422,6 @@ def config_get(conn: Connection, args: list[bytes]) -> Any:
         ),
     ),
     admin=True,
-    parent=config_cmd,
 )
 def config_set(conn: Connection, args: list[bytes]) -> Any:
     if len(args) % 2:
@@ -473,7 +468,7 @@ def config_set(conn: Connection, args: list[bytes]) -> Any:
     return OK
 
 
-@command("resetstat", 2, summary="Resets the server's statistics.", admin=True, parent=config_cmd)
+@command("resetstat", 2, summary="Resets the server's statistics.", admin=True)
 def config_resetstat(conn: Connection, args: list[bytes]) -> Any:
     conn.server.stats.clear()
     conn.server.commands_processed = 0
@@ -485,7 +480,6 @@ def config_resetstat(conn: Connection, args: list[bytes]) -> Any:
     2,
     summary="Persists the effective configuration to file.",
     admin=True,
-    parent=config_cmd,
 )
 def config_rewrite(conn: Connection, args: list[bytes]) -> Any:
     raise CommandError(
@@ -493,9 +487,7 @@ def config_rewrite(conn: Connection, args: list[bytes]) -> Any:
     )
 
 
-@command(
-    "help", 2, summary="Returns helpful text about the different subcommands.", parent=config_cmd
-)
+@command("help", 2, summary="Returns helpful text about the different subcommands.")
 def config_help(conn: Connection, args: list[bytes]) -> Any:
     return help_reply(
         "config",
@@ -510,6 +502,14 @@ def config_help(conn: Connection, args: list[bytes]) -> Any:
             "    Not supported: settings come from the config file and flags.",
         ],
     )
+
+
+config_cmd = container(
+    "config",
+    (config_get, config_set, config_resetstat, config_rewrite, config_help),
+    group="server",
+    summary="A container for server configuration commands.",
+)
 
 
 # -- keyspace-wide ------------------------------------------------------------
@@ -548,7 +548,7 @@ _FLUSH_ARGS = (
     ),
 )
 
-command(
+flushall = command(
     "flushall",
     -1,
     flags=("write",),
@@ -558,7 +558,7 @@ command(
     admin=True,
     categories=("keyspace", "write", "slow", "dangerous"),
 )(_flush)
-command(
+flushdb = command(
     "flushdb",
     -1,
     flags=("write",),
@@ -603,3 +603,7 @@ def shutdown(conn: Connection, args: list[bytes]) -> Any:
     conn.server.request_shutdown()
     conn.closing = True
     return NO_REPLY  # like Redis: no reply, the connection just closes
+
+
+#: the family, in the order COMMAND lists it
+COMMANDS = (info, command_cmd, config_cmd, dbsize, flushall, flushdb, bgrewriteaof, shutdown)

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from taskstore.protocol import OK, PONG, ErrorReply, SimpleString, Verbatim
-from taskstore.server.commands.base import (
+from taskstore.server.commands.spec import (
     Arg,
     CommandError,
     command,
@@ -254,9 +254,6 @@ def _valid_name(raw: bytes, what: str = "Client names") -> str:
 
 # -- CLIENT -----------------------------------------------------------------
 
-client = container(
-    "client", group="connection", summary="A container for client connection commands."
-)
 
 _CLIENT_HELP = [
     "GETNAME",
@@ -285,12 +282,12 @@ _CLIENT_HELP = [
 ]
 
 
-@command("help", 2, summary="Show helpful text about the different subcommands.", parent=client)
+@command("help", 2, summary="Show helpful text about the different subcommands.")
 def client_help(conn: Connection, args: list[bytes]) -> Any:
     return help_reply("client", _CLIENT_HELP)
 
 
-@command("id", 2, summary="Returns the unique client ID of the connection.", parent=client)
+@command("id", 2, summary="Returns the unique client ID of the connection.")
 def client_id(conn: Connection, args: list[bytes]) -> Any:
     return conn.id
 
@@ -300,14 +297,13 @@ def client_id(conn: Connection, args: list[bytes]) -> Any:
     3,
     summary="Sets the connection name.",
     arguments=(Arg("connection-name"),),
-    parent=client,
 )
 def client_setname(conn: Connection, args: list[bytes]) -> Any:
     conn.name = _valid_name(args[2])
     return OK
 
 
-@command("getname", 2, summary="Returns the name of the connection.", parent=client)
+@command("getname", 2, summary="Returns the name of the connection.")
 def client_getname(conn: Connection, args: list[bytes]) -> Any:
     return conn.name or None
 
@@ -324,7 +320,6 @@ def client_getname(conn: Connection, args: list[bytes]) -> Any:
             arguments=(Arg("libname", token="LIB-NAME"), Arg("libver", token="LIB-VER")),
         ),
     ),
-    parent=client,
 )
 def client_setinfo(conn: Connection, args: list[bytes]) -> Any:
     attr = args[2].lower()
@@ -337,7 +332,7 @@ def client_setinfo(conn: Connection, args: list[bytes]) -> Any:
     return OK
 
 
-@command("info", 2, summary="Returns information about the connection.", parent=client)
+@command("info", 2, summary="Returns information about the connection.")
 def client_info(conn: Connection, args: list[bytes]) -> Any:
     return Verbatim(conn.info_line() + "\n")
 
@@ -351,7 +346,6 @@ def client_info(conn: Connection, args: list[bytes]) -> Any:
         Arg("client-id", "integer", token="ID", optional=True, multiple=True),
     ),
     admin=True,  # other clients' addresses and users are an admin's business, as in Redis
-    parent=client,
 )
 def client_list(conn: Connection, args: list[bytes]) -> Any:
     clients = list(conn.server.clients.values())
@@ -411,7 +405,6 @@ def client_list(conn: Connection, args: list[bytes]) -> Any:
         ),
     ),
     admin=True,
-    parent=client,
 )
 def client_kill(conn: Connection, args: list[bytes]) -> Any:
     clients = conn.server.clients.values()
@@ -481,7 +474,6 @@ def client_kill(conn: Connection, args: list[bytes]) -> Any:
         ),
     ),
     admin=True,
-    parent=client,
 )
 def client_unblock(conn: Connection, args: list[bytes]) -> Any:
     if len(args) > 4:
@@ -509,36 +501,52 @@ def _on_off(conn: Connection, args: list[bytes]) -> bool:
     return value == b"on"
 
 
-@command("no-evict", 3, summary="Accepted for compatibility.", since="7.0.0", parent=client)
+@command("no-evict", 3, summary="Accepted for compatibility.", since="7.0.0")
 def client_no_evict(conn: Connection, args: list[bytes]) -> Any:
     conn.no_evict = _on_off(conn, args)
     return OK
 
 
-@command("no-touch", 3, summary="Accepted for compatibility.", since="7.2.0", parent=client)
+@command("no-touch", 3, summary="Accepted for compatibility.", since="7.2.0")
 def client_no_touch(conn: Connection, args: list[bytes]) -> Any:
     conn.no_touch = _on_off(conn, args)
     return OK
 
 
+client = container(
+    "client",
+    (
+        client_help,
+        client_id,
+        client_setname,
+        client_getname,
+        client_setinfo,
+        client_info,
+        client_list,
+        client_kill,
+        client_unblock,
+        client_no_evict,
+        client_no_touch,
+    ),
+    group="connection",
+    summary="A container for client connection commands.",
+)
+
+
 # -- ACL ----------------------------------------------------------------------
 
-acl = container("acl", group="server", summary="A container for Access List Control commands.")
 
-
-@command("whoami", 2, summary="Returns the authenticated username of the connection.", parent=acl)
+@command("whoami", 2, summary="Returns the authenticated username of the connection.")
 def acl_whoami(conn: Connection, args: list[bytes]) -> Any:
     return conn.user
 
 
-@command(
-    "users", 2, summary="Lists all users: default and the configured ones.", admin=True, parent=acl
-)
+@command("users", 2, summary="Lists all users: default and the configured ones.", admin=True)
 def acl_users(conn: Connection, args: list[bytes]) -> Any:
     return ["default", *sorted(conn.server.config.users)]
 
 
-@command("help", 2, summary="Returns helpful text about the different subcommands.", parent=acl)
+@command("help", 2, summary="Returns helpful text about the different subcommands.")
 def acl_help(conn: Connection, args: list[bytes]) -> Any:
     return help_reply(
         "acl",
@@ -549,6 +557,14 @@ def acl_help(conn: Connection, args: list[bytes]) -> Any:
             "    List all the registered usernames (admin).",
         ],
     )
+
+
+acl = container(
+    "acl",
+    (acl_whoami, acl_users, acl_help),
+    group="server",
+    summary="A container for Access List Control commands.",
+)
 
 
 @command(
@@ -564,3 +580,7 @@ def time_(conn: Connection, args: list[bytes]) -> Any:
     now = time.time()
     secs = int(now)
     return [str(secs).encode(), str(int((now - secs) * 1_000_000)).encode()]
+
+
+#: the family, in the order COMMAND lists it
+COMMANDS = (ping, echo, quit_, reset, auth, hello, select, client, acl, time_)

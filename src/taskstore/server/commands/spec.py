@@ -1,9 +1,11 @@
-"""The command table: what each command is called, how many arguments it takes, what it may
-do before authentication or only as admin, and the documentation COMMAND DOCS serves."""
+"""Command specs: one declaration per command gives its name, arity, flags, and the arguments
+COMMAND DOCS shows; for TASK commands the same arguments are also the parser (``Grammar``)
+that turns the words a client sent into the values its handler takes, so the documented
+grammar and what the server accepts cannot drift apart (docs/architecture.md, Commands)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +14,10 @@ from taskstore.protocol import SimpleString
 if TYPE_CHECKING:
     from taskstore.server.connection import Connection
 
+#: What the dispatcher calls: the connection and the words of the request, name first.
 Handler = Callable[["Connection", list[bytes]], Any]
+#: Turns one word into the value a handler takes; raises the error reply for a bad word.
+Word = Callable[[bytes], Any]
 
 
 class _Blocked:
@@ -41,7 +46,14 @@ def not_integer() -> CommandError:
 
 @dataclass(frozen=True, slots=True)
 class Arg:
-    """One argument as COMMAND DOCS describes it (redis-cli builds its hints from these)."""
+    """One argument: what COMMAND DOCS says of it (redis-cli builds its hints from that) and,
+    for commands parsed by their grammar, how its word becomes a value.
+
+    ``value`` converts the word (raising the command's error for a bad one); ``dest`` names
+    the handler parameter it fills (default: ``name`` with dashes as underscores; two
+    arguments may share one, as TASK.UPDATE's two ways to give ``MESSAGE``); ``incomplete`` is
+    the error when a repeated block runs out of words half way.
+    """
 
     name: str
     type: str = "string"  # string | integer | key | pattern | pure-token | oneof | block
@@ -49,6 +61,13 @@ class Arg:
     optional: bool = False
     multiple: bool = False
     arguments: tuple[Arg, ...] = ()
+    value: Word | None = None
+    dest: str | None = None
+    incomplete: str = "ERR syntax error"
+
+    @property
+    def slot_name(self) -> str:
+        return self.dest or self.name.replace("-", "_")
 
     def docs(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "type": self.type}
@@ -69,8 +88,200 @@ class Arg:
         return d
 
 
+class Grammar:
+    """A parser made from a command's documented arguments.
+
+    The shape every TASK command has: positional arguments first (words; a ``oneof`` of
+    tokens; a ``block``, possibly repeated), then options (``TOKEN value`` or a bare
+    ``TOKEN``) in any order, as Redis takes its own commands' options. An option token where
+    an optional positional could stand ends the positionals. Each argument fills one slot,
+    named by ``Arg.slot_name``; ``parse`` returns the slots in order of first appearance:
+    ``None`` for an absent argument, ``True`` for a present bare token, a list of tuples for
+    a repeated block, else the word as ``Arg.value`` (or ``default``) converted it.
+
+    Words are split first and converted after, in slot order, so a syntax error wins over a
+    bad value; ``parse`` can leave the conversion to ``convert`` (TASK commands resolve the
+    caller's owner in between).
+    """
+
+    __slots__ = ("converters", "ends", "options", "positional", "slots", "tokens")
+
+    def __init__(
+        self,
+        arguments: tuple[Arg, ...],
+        default: Word | None = None,
+        stops: frozenset[bytes] = frozenset(),
+    ) -> None:
+        """``default`` converts words whose argument names no ``value``; ``stops`` are words
+        that end repeated positionals besides the option tokens (reserved words)."""
+        self.slots: list[str] = []
+        self.positional: list[Arg] = []
+        self.options: dict[bytes, tuple[Arg, int]] = {}
+        converters: dict[int, Word] = {}
+        for arg in arguments:
+            if arg.token is None:
+                self.positional.append(arg)
+            self._collect(arg, converters, default)
+        self.tokens = frozenset(self.options)
+        self.ends = self.tokens | stops
+        self.converters = sorted(converters.items())
+
+    def plain_words(self) -> int:
+        """How many words (name included) a request has that gives every positional argument
+        and no option, when each positional is one required word; else -1."""
+        for arg in self.positional:
+            if arg.optional or arg.multiple or arg.type == "block":
+                return -1
+            if arg.type == "oneof" and not _tokens_only(arg):
+                return -1
+        return 1 + len(self.positional)
+
+    def plain_converters(self) -> list[Word]:
+        """The converters of the positional arguments, in order (for ``plain_words``)."""
+        out: list[Word] = []
+        if self.plain_words() < 0:
+            return out
+        for arg in self.positional:
+            found = dict(self.converters).get(self.slots.index(arg.slot_name))
+            out.append(found if found is not None else bytes)
+        return out
+
+    def _slot(self, arg: Arg) -> int:
+        name = arg.slot_name
+        if name not in self.slots:
+            self.slots.append(name)
+        return self.slots.index(name)
+
+    def _collect(self, arg: Arg, converters: dict[int, Word], default: Word | None) -> None:
+        """Give ``arg`` (and what it holds) a slot; register every option token."""
+        if arg.token is not None:
+            if arg.type == "block":
+                raise TypeError(f"{arg.name}: a block option is not part of this grammar")
+            self.options[arg.token.upper().encode()] = (arg, self._slot(arg))
+            if arg.type != "pure-token":
+                self._convert(arg, converters, default)
+            return
+        if arg.type == "oneof" and not _tokens_only(arg):
+            for alternative in arg.arguments:
+                self._collect(alternative, converters, default)
+            return
+        if arg.type == "block":
+            if arg.multiple:
+                self._slot(arg)  # one slot: the list of tuples
+                for part in arg.arguments:
+                    if part.token is not None or part.type in ("oneof", "block"):
+                        raise TypeError(f"{arg.name}: only plain words repeat in this grammar")
+            else:
+                for part in arg.arguments:
+                    self._collect(part, converters, default)
+            return
+        self._convert(arg, converters, default)
+
+    def _convert(self, arg: Arg, converters: dict[int, Word], default: Word | None) -> None:
+        slot = self._slot(arg)
+        word = arg.value or (_token_word(arg) if arg.type == "oneof" else default)
+        if word is not None and not arg.multiple:
+            converters[slot] = word
+
+    def parse(self, words: list[bytes], *, convert: bool = True) -> list[Any]:
+        """The slots of ``words`` (name first, as the client sent them)."""
+        values: list[Any] = [None] * len(self.slots)
+        i = self._positional(self.positional, words, 1, values)
+        n = len(words)
+        options = self.options
+        while i < n:
+            found = options.get(words[i].upper())
+            if found is None:
+                raise syntax_error()
+            arg, slot = found
+            if arg.type == "pure-token":
+                values[slot] = True
+                i += 1
+            elif i + 1 < n:
+                values[slot] = words[i + 1]
+                i += 2
+            else:
+                raise syntax_error()
+        if convert:
+            self.convert(values)
+        return values
+
+    def convert(self, values: list[Any]) -> None:
+        for slot, word in self.converters:
+            raw = values[slot]
+            if raw is not None:
+                values[slot] = word(raw)
+
+    def _positional(self, args: Iterable[Arg], words: list[bytes], i: int, out: list[Any]) -> int:
+        n = len(words)
+        for arg in args:
+            if arg.token is not None:
+                continue  # an option: anywhere after the positionals
+            here = i < n and (not arg.optional or words[i].upper() not in self.ends)
+            if arg.type == "block":
+                if arg.multiple:
+                    i = self._repeated(arg, words, i, out)
+                elif here:
+                    i = self._positional(arg.arguments, words, i, out)
+            elif arg.type == "oneof" and not _tokens_only(arg):
+                # alternatives led by a token are options; the word starts the other one,
+                # unless it is an option token (then this argument is absent: the handler
+                # says what is missing)
+                if i < n and words[i].upper() not in self.ends:
+                    i = self._positional(arg.arguments, words, i, out)
+            elif arg.multiple:
+                taken: list[bytes] = []
+                while i < n and (not taken or words[i].upper() not in self.ends):
+                    taken.append(words[i])
+                    i += 1
+                out[self.slots.index(arg.slot_name)] = taken or None
+            elif here:
+                out[self.slots.index(arg.slot_name)] = words[i]
+                i += 1
+            elif not arg.optional:
+                raise syntax_error()
+        return i
+
+    def _repeated(self, arg: Arg, words: list[bytes], i: int, out: list[Any]) -> int:
+        """``arg`` (a block of plain words) as many times as it stands before the options;
+        none at all is left to the handler to refuse, in its own words."""
+        size = len(arg.arguments)
+        converters = [part.value for part in arg.arguments]
+        groups: list[tuple[Any, ...]] = []
+        n = len(words)
+        while i < n and words[i].upper() not in self.ends:
+            if i + size > n:
+                raise CommandError(arg.incomplete)
+            group = words[i : i + size]
+            groups.append(
+                tuple(w if c is None else c(w) for c, w in zip(converters, group, strict=True))
+            )
+            i += size
+        out[self.slots.index(arg.slot_name)] = groups
+        return i
+
+
+def _tokens_only(arg: Arg) -> bool:
+    return all(a.type == "pure-token" for a in arg.arguments)
+
+
+def _token_word(arg: Arg) -> Word:
+    """A ``oneof`` of tokens with no converter of its own: the token, as documented."""
+    known = {a.token.upper().encode(): a.token for a in arg.arguments if a.token is not None}
+
+    def word(raw: bytes) -> str:
+        token = known.get(raw.upper())
+        if token is None:
+            raise syntax_error()
+        return token
+
+    return word
+
+
 @dataclass(slots=True)
 class Command:
+    """One command's spec; the table entry the dispatcher runs."""
+
     name: str  # lower case, "client|setname" for a subcommand
     arity: int  # Redis convention: exact if positive, minimum if negative (name included)
     handler: Handler
@@ -88,13 +299,12 @@ class Command:
     # derived from arity once, for the dispatch loop: len(args) must be in this range
     min_args: int = 0
     max_args: int = 0
+    # changes tasks: refused while the append-only file cannot be written (MISCONF)
+    write: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.set_arity(self.arity)
         self.write = "write" in self.flags
-
-    # changes tasks: refused while the append-only file cannot be written (MISCONF)
-    write: bool = field(init=False, default=False)
 
     def set_arity(self, arity: int) -> None:
         self.arity = arity
@@ -130,10 +340,6 @@ class Command:
         return d
 
 
-#: name (lower case, as bytes) -> Command
-TABLE: dict[bytes, Command] = {}
-
-
 def command(
     name: str,
     arity: int,
@@ -148,14 +354,13 @@ def command(
     noauth: bool = False,
     categories: tuple[str, ...] = (),
     no_multi: bool = False,
-    parent: Command | None = None,
 ) -> Callable[[Handler], Command]:
-    """Register a command (or, with ``parent``, a subcommand) and return its table entry."""
+    """The spec of a command whose handler takes the request's words (``name`` is the
+    subcommand's own name when it goes into a ``container``)."""
 
-    def register(handler: Handler) -> Command:
-        full = f"{parent.name}|{name}" if parent else name
-        cmd = Command(
-            full,
+    def spec(handler: Handler) -> Command:
+        return Command(
+            name,
             arity,
             handler,
             flags,
@@ -169,27 +374,28 @@ def command(
             categories,
             no_multi,
         )
-        if parent is None:
-            TABLE[name.encode()] = cmd
-        else:
-            parent.subcommands[full] = cmd
-        return cmd
 
-    return register
+    return spec
 
 
 def container(
     name: str,
+    subcommands: Iterable[Command],
     *,
     group: str,
     summary: str,
     since: str = "1.0.0",
     noauth: bool = False,
     admin: bool = False,
+    arity: int = -2,
+    bare: Handler | None = None,
 ) -> Command:
-    """A command made of subcommands (CLIENT, CONFIG, COMMAND)."""
+    """A command made of subcommands (CLIENT, CONFIG, COMMAND); ``bare`` answers the command
+    without a subcommand (COMMAND alone), where there is one."""
 
     def dispatch(conn: Connection, args: list[bytes]) -> Any:
+        if len(args) == 1 and bare is not None:
+            return bare(conn, args)
         sub = cmd.subcommands.get(f"{name}|{args[1].decode('utf-8', 'replace').lower()}")
         if sub is None:
             raise CommandError(
@@ -204,10 +410,32 @@ def container(
         return sub.handler(conn, args)
 
     cmd = Command(
-        name, -2, dispatch, ("loading", "stale"), group, summary, since, noauth=noauth, admin=admin
+        name,
+        arity,
+        dispatch,
+        ("loading", "stale"),
+        group,
+        summary,
+        since,
+        noauth=noauth,
+        admin=admin,
     )
-    TABLE[name.encode()] = cmd
+    for sub in subcommands:
+        sub.name = f"{name}|{sub.name}"
+        cmd.subcommands[sub.name] = sub
     return cmd
+
+
+def table(*families: Iterable[Command]) -> dict[bytes, Command]:
+    """The command table: lower-case name (bytes) -> spec. A name given twice is a bug."""
+    out: dict[bytes, Command] = {}
+    for family in families:
+        for cmd in family:
+            key = cmd.name.encode()
+            if key in out:
+                raise ValueError(f"command {cmd.name} is declared twice")
+            out[key] = cmd
+    return out
 
 
 def help_reply(name: str, lines: list[str]) -> list[str]:

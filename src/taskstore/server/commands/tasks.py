@@ -1,17 +1,21 @@
-"""The TASK command family (docs/commands.md §3): parse the arguments, apply them to the store with
-the caller's owner, reply with the task's wire JSON."""
+"""The TASK command family (docs/commands.md §3). Each command is one spec: its documented
+arguments are also its parser (``Grammar``), so a handler receives typed values and the
+caller's owner, and reaches the server only through ``TaskContext``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from taskstore.protocol import OK
 from taskstore.server.blocking import ANSWERS, RESULT_ANY, answers_reply, result_reply
-from taskstore.server.commands.base import Arg, CommandError, command
+from taskstore.server.commands.spec import Arg, Command, CommandError, Grammar, Word
 from taskstore.server.config import MCP_VERSIONS
 from taskstore.store import (
     InvalidArgument,
     TaskRecord,
+    TaskStatus,
+    TaskStore,
     answers_json,
     json_object,
     list_json,
@@ -24,8 +28,24 @@ from taskstore.store.timefmt import format_ms
 if TYPE_CHECKING:
     from taskstore.server.connection import Connection
 
-_OWNER_ARG = Arg("owner", token="OWNER", optional=True)
-_GROUP = "task"
+
+class TaskContext(Protocol):
+    """What a TASK handler may use of its connection: the store, the MCP generation replies
+    render in, and (blocking commands) parking the client."""
+
+    @property
+    def store(self) -> TaskStore: ...
+
+    @property
+    def v2(self) -> bool: ...
+
+    @property
+    def in_exec(self) -> bool: ...
+
+    def block(self, owner: str, task_id: str, kind: str, status: Any, timeout_ms: int) -> Any: ...
+
+
+# -- words -> values ----------------------------------------------------------------------
 
 
 def _text(raw: bytes) -> str:
@@ -33,229 +53,39 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _utf8(raw: bytes, what: str) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidArgument(f"{what} must be valid UTF-8") from None
+def _utf8(what: str) -> Word:
+    def word(raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidArgument(f"{what} must be valid UTF-8") from None
+
+    return word
 
 
-def _int(raw: bytes, what: str) -> int:
-    value = int(raw) if raw.isdigit() else 0
-    if value < 1:
-        raise InvalidArgument(f"{what} must be a whole number >= 1")
-    return value
+def _whole(what: str) -> Word:
+    def word(raw: bytes) -> int:
+        value = int(raw) if raw.isdigit() else 0
+        if value < 1:
+            raise InvalidArgument(f"{what} must be a whole number >= 1")
+        return value
+
+    return word
 
 
-def _options(
-    conn: Connection,
-    args: list[bytes],
-    start: int,
-    names: frozenset[bytes],
-    flags: frozenset[bytes] = frozenset(),
-) -> tuple[str, dict[bytes, bytes]]:
-    """Parse ``KEY value`` options and bare ``FLAG`` tokens from ``start``; returns (owner,
-    options), a flag that is present mapped to ``b""``.
-
-    ``OWNER`` is accepted on every command, from identities allowed to impersonate.
-    """
-    opts: dict[bytes, bytes] = {}
-    i = start
-    n = len(args)
-    while i < n:
-        key = args[i].upper()
-        if (key in names or key == b"OWNER") and i + 1 < n:
-            opts[key] = args[i + 1]
-            i += 2
-        elif key in flags:
-            opts[key] = b""
-            i += 1
-        else:
-            raise CommandError("ERR syntax error")
-    owner_raw = opts.pop(b"OWNER", None)
-    if owner_raw is None:
-        return conn.task_owner(), opts
-    return conn.impersonate(_text(owner_raw)), opts
+def _count(raw: bytes) -> int:
+    """Digits, else 0: the store refuses 0 with its own range message."""
+    return int(raw) if raw.isdigit() else 0
 
 
-def _task(conn: Connection, record: TaskRecord) -> bytes:
-    """A task in the connection's MCP generation (docs/commands.md, Second-generation tasks)."""
-    return record.wire_json_v2() if conn.v2 else record.wire_json()
+#: TTL NONE: kept for ever (where max_ttl_ms allows it)
+UNLIMITED = -1
 
 
-def _message(opts: dict[bytes, bytes]) -> str | None:
-    """The MESSAGE option's text, if given."""
-    raw = opts.get(b"MESSAGE")
-    return None if raw is None else _utf8(raw, "MESSAGE")
-
-
-def _owner_only(conn: Connection, args: list[bytes], start: int) -> str:
-    if len(args) == start:  # the hot path: no options at all
-        return conn.task_owner()
-    return _options(conn, args, start, frozenset())[0]
-
-
-_CREATE_OPTS = frozenset({b"TTL", b"POLLINTERVAL", b"ID"})
-
-
-@command(
-    "task.create",
-    -2,
-    flags=("write", "denyoom", "fast"),
-    group=_GROUP,
-    summary="Creates a task in the working status and returns it.",
-    since="0.1.0",
-    complexity="O(log N) where N is the number of tasks of the owner",
-    arguments=(
-        Arg("method"),
-        Arg("ttl", token="TTL", optional=True),
-        Arg("poll-interval", "integer", token="POLLINTERVAL", optional=True),
-        Arg("id", token="ID", optional=True),
-        _OWNER_ARG,
-    ),
-    categories=("write", "fast"),
-)
-def task_create(conn: Connection, args: list[bytes]) -> Any:
-    if len(args) == 2:  # the hot path: no options
-        record = conn.server.store.create(conn.task_owner(), _utf8(args[1], "method"))
-        return record.wire_json_v2() if conn.v2 else record.wire_json()
-    owner, opts = _options(conn, args, 2, _CREATE_OPTS)
-    ttl_ms: int | None = None
-    unlimited = False
-    raw_ttl = opts.get(b"TTL")
-    if raw_ttl is not None:
-        if raw_ttl.upper() == b"NONE":
-            unlimited = True
-        else:
-            ttl_ms = int(raw_ttl) if raw_ttl.isdigit() else 0  # 0: the store's TTL error
-    poll = opts.get(b"POLLINTERVAL")
-    raw_id = opts.get(b"ID")
-    record = conn.server.store.create(
-        owner,
-        _utf8(args[1], "method"),
-        ttl_ms,
-        unlimited=unlimited,
-        poll_interval_ms=None if poll is None else _int(poll, "POLLINTERVAL"),
-        task_id=None if raw_id is None else _text(raw_id),
-    )
-    return _task(conn, record)
-
-
-@command(
-    "task.get",
-    -2,
-    flags=("readonly", "fast"),
-    group=_GROUP,
-    summary="Returns a task (expired tasks too, until they are evicted).",
-    since="0.1.0",
-    arguments=(Arg("id"), _OWNER_ARG),
-    categories=("read", "fast"),
-)
-def task_get(conn: Connection, args: list[bytes]) -> Any:
-    if len(args) == 2:
-        record = conn.server.store.get(conn.task_owner(), _text(args[1]))
-    else:
-        record = conn.server.store.get(_owner_only(conn, args, 2), _text(args[1]))
-    return record.wire_json_v2() if conn.v2 else record.wire_json()
-
-
-_MESSAGE_OPTS = frozenset({b"MESSAGE"})
-
-
-@command(
-    "task.update",
-    -3,
-    flags=("write", "fast"),
-    group=_GROUP,
-    summary="Changes a task's status and/or status message (MESSAGE alone: terminal tasks too).",
-    since="0.1.0",
-    # a status, a message, or both: one of two blocks (the docs' grammar has no "at least one")
-    arguments=(
-        Arg("id"),
-        Arg(
-            "change",
-            "oneof",
-            arguments=(
-                Arg(
-                    "status-change",
-                    "block",
-                    arguments=(
-                        Arg(
-                            "status",
-                            "oneof",
-                            arguments=(
-                                Arg("working", "pure-token", token="working"),
-                                Arg("input_required", "pure-token", token="input_required"),
-                                Arg("completed", "pure-token", token="completed"),
-                                Arg("failed", "pure-token", token="failed"),
-                                Arg("cancelled", "pure-token", token="cancelled"),
-                            ),
-                        ),
-                        Arg("text", token="MESSAGE", optional=True),
-                    ),
-                ),
-                Arg("text", token="MESSAGE"),
-            ),
-        ),
-        _OWNER_ARG,
-    ),
-    categories=("write", "fast"),
-)
-def task_update(conn: Connection, args: list[bytes]) -> Any:
-    start = 2
-    status = None
-    if args[2].upper() not in (b"MESSAGE", b"OWNER"):
-        status = parse_status(_text(args[2]))
-        start = 3
-    owner, opts = _options(conn, args, start, _MESSAGE_OPTS)
-    set_message = b"MESSAGE" in opts
-    if status is None and not set_message:
-        raise CommandError("ERR TASK.UPDATE needs a status, MESSAGE or both")
-    record = conn.server.store.update_status(
-        owner,
-        _text(args[1]),
-        status,
-        _message(opts),
-        set_message=set_message,
-    )
-    return _task(conn, record)
-
-
-@command(
-    "task.setvars",
-    -3,
-    flags=("write", "denyoom"),
-    group=_GROUP,
-    summary="Merges a JSON object into a task's variables (null deletes a key).",
-    since="0.1.0",
-    complexity="O(N) where N is the size of the variables",
-    arguments=(Arg("id"), Arg("json-object"), _OWNER_ARG),
-    categories=("write",),
-)
-def task_setvars(conn: Connection, args: list[bytes]) -> Any:
-    owner = _owner_only(conn, args, 3)
-    return _task(conn, conn.server.store.set_variables(owner, _text(args[1]), args[2]))
-
-
-@command(
-    "task.setresult",
-    -3,
-    flags=("write", "denyoom"),
-    group=_GROUP,
-    summary="Stores a task's result (any JSON value); the status does not change.",
-    since="0.1.0",
-    complexity="O(N) where N is the size of the result",
-    arguments=(Arg("id"), Arg("json"), _OWNER_ARG),
-    categories=("write",),
-)
-def task_setresult(conn: Connection, args: list[bytes]) -> Any:
-    owner = _owner_only(conn, args, 3)
-    conn.server.store.set_result(owner, _text(args[1]), args[2])
-    return OK
-
-
-_RESULT_OPTS = frozenset({b"BLOCK"})
-_RESULT_FLAGS = frozenset({b"ANY"})
+def _ttl(raw: bytes) -> int:
+    if raw.upper() == b"NONE":
+        return UNLIMITED
+    return _count(raw)  # 0: the store's TTL error
 
 
 def _timeout(raw: bytes) -> int:
@@ -269,84 +99,302 @@ def _timeout(raw: bytes) -> int:
     return ms
 
 
-@command(
+def _status(raw: bytes) -> TaskStatus:
+    return parse_status(_text(raw))
+
+
+def _lease_ms(raw: bytes) -> int:
+    if not raw.isdigit():
+        raise InvalidArgument("lease must be a whole number of ms")
+    return int(raw)
+
+
+def _version(raw: bytes) -> bool:
+    """An MCP version: True for 2026-07-28."""
+    version = _text(raw)
+    if version not in MCP_VERSIONS:
+        shown = version if version.isprintable() and len(version) <= 64 else "<invalid>"
+        raise CommandError(
+            f"ERR unsupported MCP version '{shown}' (supported: {', '.join(MCP_VERSIONS)})"
+        )
+    return version == MCP_VERSIONS[1]
+
+
+# -- the spec of a TASK command ---------------------------------------------------------------
+
+_OWNER = Arg("owner", token="OWNER", optional=True)
+_MESSAGE = Arg("text", token="MESSAGE", optional=True, value=_utf8("MESSAGE"), dest="message")
+_ID = Arg("id", dest="task_id")
+_JSON_KEY_VALUE = "ERR syntax error: every key needs a JSON value"
+
+_CATEGORIES = {"write": "write", "readonly": "read", "blocking": "blocking"}
+
+
+def task_command(
+    name: str,
+    arity: int,
+    *,
+    flags: tuple[str, ...],
+    summary: str,
+    arguments: tuple[Arg, ...],
+    since: str = "0.1.0",
+    complexity: str = "O(1)",
+    every_owner: bool = False,
+    stops: frozenset[bytes] = frozenset(),
+) -> Callable[[Callable[..., Any]], Command]:
+    """The spec of a TASK command taking ``OWNER``: its handler is called as
+    ``handler(ctx, owner, *values)``, values in the order the arguments first name them.
+
+    The owner is the caller's, or ``OWNER``'s for identities that may impersonate; with
+    ``every_owner`` an admin that names none gets ``None`` (TASK.CLEANUP: all owners).
+    """
+    grammar = Grammar((*arguments, _OWNER), default=_text, stops=stops)
+    owner_slot = len(grammar.slots) - 1
+    assert grammar.slots[owner_slot] == "owner"
+    categories = tuple(_CATEGORIES[f] for f in flags if f in _CATEGORIES)
+    categories += ("fast",) if "fast" in flags else ("slow",)
+    # Requests that name every positional argument and no option skip the parser: one
+    # word each, converted in place (TASK.GET <id>, TASK.CREATE <method>, ...).
+    plain = -1 if every_owner else grammar.plain_words()
+
+    def spec(fn: Callable[..., Any]) -> Command:
+        def run(conn: Connection, words: list[bytes]) -> Any:
+            if len(words) == plain:
+                if plain == 2:
+                    return fn(conn, conn.task_owner(), first(words[1]))
+                me = conn.task_owner()
+                return fn(conn, me, *[c(w) for c, w in zip(simple, words[1:], strict=True)])
+            values = grammar.parse(words, convert=False)
+            raw = values[owner_slot]
+            owner: str | None
+            if raw is not None:
+                owner = conn.impersonate(_text(raw))
+            elif every_owner and conn.is_admin:
+                conn.task_owner()  # anonymous-access check, as for every TASK command
+                owner = None
+            else:
+                owner = conn.task_owner()
+            grammar.convert(values)
+            values.pop()
+            return fn(conn, owner, *values)
+
+        simple = grammar.plain_converters()
+        first = simple[0] if simple else _text
+        return Command(
+            name,
+            arity,
+            run,
+            flags,
+            "task",
+            summary,
+            since,
+            complexity,
+            (*arguments, _OWNER),
+            categories=categories,
+        )
+
+    return spec
+
+
+def _task(ctx: TaskContext, record: TaskRecord) -> bytes:
+    """A task in the connection's MCP generation (docs/commands.md, Second-generation tasks)."""
+    return record.wire_json_v2() if ctx.v2 else record.wire_json()
+
+
+# -- 2025-11-25 -------------------------------------------------------------------------------
+
+
+@task_command(
+    "task.create",
+    -2,
+    flags=("write", "denyoom", "fast"),
+    summary="Creates a task in the working status and returns it.",
+    complexity="O(log N) where N is the number of tasks of the owner",
+    arguments=(
+        Arg("method", value=_utf8("method")),
+        Arg("ttl", token="TTL", optional=True, value=_ttl),
+        Arg(
+            "poll-interval",
+            "integer",
+            token="POLLINTERVAL",
+            optional=True,
+            value=_whole("POLLINTERVAL"),
+        ),
+        Arg("id", token="ID", optional=True, dest="task_id"),
+    ),
+)
+def task_create(
+    ctx: TaskContext,
+    owner: str,
+    method: str,
+    ttl: int | None = None,
+    poll_interval: int | None = None,
+    task_id: str | None = None,
+) -> bytes:
+    if ttl is None and poll_interval is None and task_id is None:
+        record = ctx.store.create(owner, method)
+    else:
+        record = ctx.store.create(
+            owner,
+            method,
+            None if ttl == UNLIMITED else ttl,
+            unlimited=ttl == UNLIMITED,
+            poll_interval_ms=poll_interval,
+            task_id=task_id,
+        )
+    return record.wire_json_v2() if ctx.v2 else record.wire_json()
+
+
+@task_command(
+    "task.get",
+    -2,
+    flags=("readonly", "fast"),
+    summary="Returns a task (expired tasks too, until they are evicted).",
+    arguments=(_ID,),
+)
+def task_get(ctx: TaskContext, owner: str, task_id: str) -> bytes:
+    record = ctx.store.get(owner, task_id)
+    return record.wire_json_v2() if ctx.v2 else record.wire_json()
+
+
+_STATUSES = ("working", "input_required", "completed", "failed", "cancelled")
+
+
+@task_command(
+    "task.update",
+    -3,
+    flags=("write", "fast"),
+    summary="Changes a task's status and/or status message (MESSAGE alone: terminal tasks too).",
+    # a status, a message, or both: one of two blocks (the docs' grammar has no "at least one")
+    arguments=(
+        _ID,
+        Arg(
+            "change",
+            "oneof",
+            arguments=(
+                Arg(
+                    "status-change",
+                    "block",
+                    arguments=(
+                        Arg(
+                            "status",
+                            "oneof",
+                            arguments=tuple(Arg(s, "pure-token", token=s) for s in _STATUSES),
+                            value=_status,
+                        ),
+                        _MESSAGE,
+                    ),
+                ),
+                Arg("text", token="MESSAGE", value=_utf8("MESSAGE"), dest="message"),
+            ),
+        ),
+    ),
+)
+def task_update(
+    ctx: TaskContext,
+    owner: str,
+    task_id: str,
+    status: TaskStatus | None = None,
+    message: str | None = None,
+) -> bytes:
+    if status is None and message is None:
+        raise CommandError("ERR TASK.UPDATE needs a status, MESSAGE or both")
+    record = ctx.store.update_status(
+        owner, task_id, status, message, set_message=message is not None
+    )
+    return _task(ctx, record)
+
+
+@task_command(
+    "task.setvars",
+    -3,
+    flags=("write", "denyoom"),
+    summary="Merges a JSON object into a task's variables (null deletes a key).",
+    complexity="O(N) where N is the size of the variables",
+    arguments=(_ID, Arg("json-object", value=bytes, dest="variables")),
+)
+def task_setvars(ctx: TaskContext, owner: str, task_id: str, variables: bytes) -> bytes:
+    return _task(ctx, ctx.store.set_variables(owner, task_id, variables))
+
+
+@task_command(
+    "task.setresult",
+    -3,
+    flags=("write", "denyoom"),
+    summary="Stores a task's result (any JSON value); the status does not change.",
+    complexity="O(N) where N is the size of the result",
+    arguments=(_ID, Arg("json", value=bytes, dest="result")),
+)
+def task_setresult(ctx: TaskContext, owner: str, task_id: str, result: bytes) -> Any:
+    ctx.store.set_result(owner, task_id, result)
+    return OK
+
+
+_BLOCK = Arg("timeout", "integer", token="BLOCK", optional=True, value=_timeout)
+
+
+@task_command(
     "task.result",
     -2,
     flags=("readonly", "blocking"),
-    group=_GROUP,
     summary="Returns a terminal task's result JSON (ANY: whatever the status); with BLOCK, waits "
     "for it.",
-    since="0.1.0",
     arguments=(
-        Arg("id"),
-        Arg("timeout", "integer", token="BLOCK", optional=True),
-        Arg("any", "pure-token", token="ANY", optional=True),
-        _OWNER_ARG,
+        _ID,
+        _BLOCK,
+        Arg("any", "pure-token", token="ANY", optional=True, dest="any_status"),
     ),
-    categories=("read", "blocking"),
 )
-def task_result(conn: Connection, args: list[bytes]) -> Any:
-    owner, opts = _options(conn, args, 2, _RESULT_OPTS, _RESULT_FLAGS)
-    task_id = _text(args[1])
-    store = conn.server.store
-    raw_block = opts.get(b"BLOCK")
-    any_status = b"ANY" in opts
-    if raw_block is None:
+def task_result(
+    ctx: TaskContext,
+    owner: str,
+    task_id: str,
+    timeout: int | None = None,
+    any_status: bool | None = None,
+) -> Any:
+    store = ctx.store
+    if timeout is None:
         if any_status:
             return store.stored_result(owner, task_id)  # None: a null reply
         return store.get_result(owner, task_id)
-    timeout = _timeout(raw_block)
     record = store.get(owner, task_id)  # NOTFOUND at once
-    ready = result_reply(record, store, any_status)
+    ready = result_reply(record, store, bool(any_status))
     if ready is not None:
         return ready
-    if conn.in_exec:
+    if ctx.in_exec:
         return None  # inside MULTI nothing waits: as if the timeout passed
-    return conn.block(owner, task_id, RESULT_ANY if any_status else "result", None, timeout)
+    return ctx.block(owner, task_id, RESULT_ANY if any_status else "result", None, timeout)
 
 
-_WAIT_OPTS = frozenset({b"STATUS", b"BLOCK"})
-
-
-@command(
+@task_command(
     "task.wait",
     -2,
     flags=("readonly", "blocking"),
-    group=_GROUP,
     summary="Waits until a task's status differs from STATUS (or, without it, its next change).",
-    since="0.1.0",
-    arguments=(
-        Arg("id"),
-        Arg("status", token="STATUS", optional=True),
-        Arg("timeout", "integer", token="BLOCK", optional=True),
-        _OWNER_ARG,
-    ),
-    categories=("read", "blocking"),
+    arguments=(_ID, Arg("status", token="STATUS", optional=True, value=_status), _BLOCK),
 )
-def task_wait(conn: Connection, args: list[bytes]) -> Any:
-    owner, opts = _options(conn, args, 2, _WAIT_OPTS)
-    task_id = _text(args[1])
-    raw_status = opts.get(b"STATUS")
-    status = None if raw_status is None else parse_status(_text(raw_status))
-    raw_block = opts.get(b"BLOCK")
-    timeout = 0 if raw_block is None else _timeout(raw_block)
-    record = conn.server.store.get(owner, task_id)  # NOTFOUND at once
+def task_wait(
+    ctx: TaskContext,
+    owner: str,
+    task_id: str,
+    status: TaskStatus | None = None,
+    timeout: int | None = None,
+) -> Any:
+    record = ctx.store.get(owner, task_id)  # NOTFOUND at once
     if status is not None and record.status != status:
-        return _task(conn, record)
-    if conn.in_exec:
+        return _task(ctx, record)
+    if ctx.in_exec:
         return None
-    return conn.block(owner, task_id, "wait", status, timeout)
+    return ctx.block(owner, task_id, "wait", status, timeout or 0)
 
 
-@command(
+@task_command(
     "task.complete",
     -4,
     flags=("write", "denyoom"),
-    group=_GROUP,
     summary="Sets a task's terminal status and its result together, or neither.",
-    since="0.1.0",
     arguments=(
-        Arg("id"),
+        _ID,
         Arg(
             "status",
             "oneof",
@@ -354,279 +402,210 @@ def task_wait(conn: Connection, args: list[bytes]) -> Any:
                 Arg("completed", "pure-token", token="completed"),
                 Arg("failed", "pure-token", token="failed"),
             ),
+            value=_status,
         ),
-        Arg("json"),
-        Arg("text", token="MESSAGE", optional=True),
-        _OWNER_ARG,
+        Arg("json", value=bytes, dest="result"),
+        _MESSAGE,
     ),
-    categories=("write",),
 )
-def task_complete(conn: Connection, args: list[bytes]) -> Any:
-    owner, opts = _options(conn, args, 4, _MESSAGE_OPTS)
-    record = conn.server.store.complete_with_result(
-        owner,
-        _text(args[1]),
-        parse_status(_text(args[2])),
-        args[3],
-        _message(opts),
-    )
-    return _task(conn, record)
+def task_complete(
+    ctx: TaskContext,
+    owner: str,
+    task_id: str,
+    status: TaskStatus,
+    result: bytes,
+    message: str | None = None,
+) -> bytes:
+    return _task(ctx, ctx.store.complete_with_result(owner, task_id, status, result, message))
 
 
-_CANCEL_FLAGS = frozenset({b"REQUEST"})
-
-
-@command(
+@task_command(
     "task.cancel",
     -2,
     flags=("write", "fast"),
-    group=_GROUP,
     summary="Cancels a task that is not terminal yet; REQUEST only records a cooperative "
     "cancellation request.",
-    since="0.1.0",
-    arguments=(
-        Arg("id"),
-        Arg("request", "pure-token", token="REQUEST", optional=True),
-        Arg("text", token="MESSAGE", optional=True),
-        _OWNER_ARG,
-    ),
-    categories=("write", "fast"),
+    arguments=(_ID, Arg("request", "pure-token", token="REQUEST", optional=True), _MESSAGE),
 )
-def task_cancel(conn: Connection, args: list[bytes]) -> Any:
-    owner, opts = _options(conn, args, 2, _MESSAGE_OPTS, _CANCEL_FLAGS)
-    message = _message(opts)
-    store = conn.server.store
-    if b"REQUEST" in opts:
-        return _task(conn, store.request_cancel(owner, _text(args[1]), message))
-    return _task(conn, store.cancel(owner, _text(args[1]), message))
+def task_cancel(
+    ctx: TaskContext,
+    owner: str,
+    task_id: str,
+    request: bool | None = None,
+    message: str | None = None,
+) -> bytes:
+    if request:
+        return _task(ctx, ctx.store.request_cancel(owner, task_id, message))
+    return _task(ctx, ctx.store.cancel(owner, task_id, message))
 
 
-_LIST_OPTS = frozenset({b"CURSOR", b"LIMIT"})
-
-
-@command(
+@task_command(
     "task.list",
     -1,
     flags=("readonly",),
-    group=_GROUP,
     summary="Lists the caller's tasks, newest first, a page at a time (MCP ListTasksResult).",
-    since="0.1.0",
     complexity="O(log N + M): N tasks of the owner, M the page size",
     arguments=(
         Arg("cursor", token="CURSOR", optional=True),
-        Arg("count", "integer", token="LIMIT", optional=True),
-        _OWNER_ARG,
+        Arg("count", "integer", token="LIMIT", optional=True, value=_count),
     ),
-    categories=("read",),
 )
-def task_list(conn: Connection, args: list[bytes]) -> Any:
-    owner, opts = _options(conn, args, 1, _LIST_OPTS)
-    store = conn.server.store
-    raw_limit = opts.get(b"LIMIT")
-    # anything but digits becomes 0, which the store refuses with its range message
-    limit = None if raw_limit is None else int(raw_limit) if raw_limit.isdigit() else 0
-    raw_cursor = opts.get(b"CURSOR")
-    records, next_cursor = store.list(
-        owner, None if raw_cursor is None else _text(raw_cursor), limit
-    )
-    return (list_json_v2 if conn.v2 else list_json)(records, next_cursor)
+def task_list(
+    ctx: TaskContext, owner: str, cursor: str | None = None, count: int | None = None
+) -> bytes:
+    records, next_cursor = ctx.store.list(owner, cursor, count)
+    return (list_json_v2 if ctx.v2 else list_json)(records, next_cursor)
 
 
-@command(
+@task_command(
     "task.cleanup",
     -1,
     flags=("write",),
-    group=_GROUP,
     summary="Evicts expired tasks now (the caller's; every owner's for admins); returns the count.",
-    since="0.1.0",
     complexity="O(N) where N is the number of expired tasks",
-    arguments=(_OWNER_ARG,),
-    categories=("write", "slow"),
+    arguments=(),
+    every_owner=True,
 )
-def task_cleanup(conn: Connection, args: list[bytes]) -> Any:
-    if len(args) == 1 and conn.is_admin:
-        conn.task_owner()  # anonymous-access check, as for every TASK command
-        return conn.server.store.cleanup_expired(None)
-    return conn.server.store.cleanup_expired(_owner_only(conn, args, 1))
+def task_cleanup(ctx: TaskContext, owner: str | None) -> int:
+    return ctx.store.cleanup_expired(owner)
 
 
-@command(
+@task_command(
     "task.config",
     -1,
     flags=("readonly", "fast"),
-    group=_GROUP,
     summary="Returns the effective task store and security configuration.",
-    since="0.1.0",
-    arguments=(_OWNER_ARG,),
-    categories=("read", "fast"),
+    arguments=(),
 )
-def task_config(conn: Connection, args: list[bytes]) -> Any:
-    _owner_only(conn, args, 1)
-    return dict(conn.server.store.config_items())
+def task_config(ctx: TaskContext, owner: str) -> dict[str, Any]:
+    return dict(ctx.store.config_items())
 
 
-@command(
+@task_command(
     "task.del",
     -2,
     flags=("write", "fast"),
-    group=_GROUP,
     summary="Deletes a task; 1 if it existed, else 0.",
-    since="0.1.0",
-    arguments=(Arg("id"), _OWNER_ARG),
-    categories=("write", "fast"),
+    arguments=(_ID,),
 )
-def task_del(conn: Connection, args: list[bytes]) -> Any:
-    owner = _owner_only(conn, args, 2)
-    return 1 if conn.server.store.delete(owner, _text(args[1])) else 0
+def task_del(ctx: TaskContext, owner: str, task_id: str) -> int:
+    return 1 if ctx.store.delete(owner, task_id) else 0
 
 
 # -- 2026-07-28: input requests, answers, errors, the record, the generation ----------------
 
-
-def _pairs(
-    conn: Connection, args: list[bytes], start: int
-) -> tuple[str, list[tuple[str, bytes]], dict[bytes, bytes]]:
-    """``<key> <json> [<key> <json> …]`` then options (MESSAGE, OWNER) from ``start``.
-
-    A pair position whose first word is an option name starts the options, so MESSAGE and
-    OWNER cannot be keys (any case).
-    """
-    pairs: list[tuple[str, bytes]] = []
-    i = start
-    n = len(args)
-    while i < n and args[i].upper() not in (b"MESSAGE", b"OWNER"):
-        if i + 1 >= n:
-            raise CommandError("ERR syntax error: every key needs a JSON value")
-        pairs.append((_text(args[i]), args[i + 1]))
-        i += 2
-    owner, opts = _options(conn, args, i, _MESSAGE_OPTS)
-    return owner, pairs, opts
+# Pairs of ``<key> <json>``: a word that is an option name starts the options, so MESSAGE and
+# OWNER cannot be keys (any case), on TASK.ANSWER (which has no MESSAGE) too.
+_KEY = Arg("key", value=_text)
 
 
-@command(
+@task_command(
     "task.ask",
     -4,
     flags=("write", "denyoom"),
-    group=_GROUP,
     summary="Adds input requests to a task and sets it input_required, atomically.",
     since="0.2.0",
     complexity="O(N) where N is the size of the requests",
     arguments=(
-        Arg("id"),
-        Arg("request", "block", multiple=True, arguments=(Arg("key"), Arg("request-json"))),
-        Arg("text", token="MESSAGE", optional=True),
-        _OWNER_ARG,
+        _ID,
+        Arg(
+            "request",
+            "block",
+            multiple=True,
+            arguments=(_KEY, Arg("request-json")),
+            incomplete=_JSON_KEY_VALUE,
+            dest="requests",
+        ),
+        _MESSAGE,
     ),
-    categories=("write",),
 )
-def task_ask(conn: Connection, args: list[bytes]) -> Any:
-    owner, pairs, opts = _pairs(conn, args, 2)
-    record = conn.server.store.ask(
-        owner,
-        _text(args[1]),
-        list(pairs),
-        _message(opts),
-    )
-    return _task(conn, record)
+def task_ask(
+    ctx: TaskContext,
+    owner: str,
+    task_id: str,
+    requests: list[tuple[str, bytes | str]],
+    message: str | None = None,
+) -> bytes:
+    return _task(ctx, ctx.store.ask(owner, task_id, requests, message))
 
 
-@command(
+@task_command(
     "task.answer",
     -4,
     flags=("write", "denyoom"),
-    group=_GROUP,
     summary="Answers outstanding input requests; returns how many answers were accepted.",
     since="0.2.0",
     complexity="O(N) where N is the size of the answers",
     arguments=(
-        Arg("id"),
-        Arg("answer", "block", multiple=True, arguments=(Arg("key"), Arg("response-json"))),
-        _OWNER_ARG,
+        _ID,
+        Arg(
+            "answer",
+            "block",
+            multiple=True,
+            arguments=(_KEY, Arg("response-json")),
+            incomplete=_JSON_KEY_VALUE,
+            dest="answers",
+        ),
     ),
-    categories=("write",),
+    stops=frozenset({b"MESSAGE"}),
 )
-def task_answer(conn: Connection, args: list[bytes]) -> Any:
-    owner, pairs, opts = _pairs(conn, args, 2)
-    if opts:
-        raise CommandError("ERR syntax error")
-    return conn.server.store.answer(owner, _text(args[1]), list(pairs))
+def task_answer(
+    ctx: TaskContext, owner: str, task_id: str, answers: list[tuple[str, bytes | str]]
+) -> int:
+    return ctx.store.answer(owner, task_id, answers)
 
 
-_ANSWERS_OPTS = frozenset({b"BLOCK"})
-
-
-@command(
+@task_command(
     "task.answers",
     -2,
     flags=("readonly", "blocking"),
-    group=_GROUP,
     summary="Returns every answer received so far; with BLOCK, waits until none is outstanding, "
     "the task ends or cancellation is requested.",
     since="0.2.0",
-    arguments=(Arg("id"), Arg("timeout", "integer", token="BLOCK", optional=True), _OWNER_ARG),
-    categories=("read", "blocking"),
+    arguments=(_ID, _BLOCK),
 )
-def task_answers(conn: Connection, args: list[bytes]) -> Any:
-    owner, opts = _options(conn, args, 2, _ANSWERS_OPTS)
-    task_id = _text(args[1])
-    store = conn.server.store
-    raw_block = opts.get(b"BLOCK")
-    if raw_block is None:
+def task_answers(ctx: TaskContext, owner: str, task_id: str, timeout: int | None = None) -> Any:
+    store = ctx.store
+    if timeout is None:
         return store.answers(owner, task_id)
-    timeout = _timeout(raw_block)
     record = store.get(owner, task_id)  # NOTFOUND at once
     ready = answers_reply(record)
     if ready is not None:
         return ready
-    if conn.in_exec:
+    if ctx.in_exec:
         return None
-    return conn.block(owner, task_id, ANSWERS, None, timeout)
+    return ctx.block(owner, task_id, ANSWERS, None, timeout)
 
 
-@command(
+@task_command(
     "task.fail",
     -3,
     flags=("write", "denyoom"),
-    group=_GROUP,
     summary="Fails a task with a JSON-RPC error object (code, message, data), atomically.",
     since="0.2.0",
-    arguments=(
-        Arg("id"),
-        Arg("error-json"),
-        Arg("text", token="MESSAGE", optional=True),
-        _OWNER_ARG,
-    ),
-    categories=("write",),
+    arguments=(_ID, Arg("error-json", value=bytes, dest="error"), _MESSAGE),
 )
-def task_fail(conn: Connection, args: list[bytes]) -> Any:
-    owner, opts = _options(conn, args, 3, _MESSAGE_OPTS)
-    record = conn.server.store.fail(
-        owner,
-        _text(args[1]),
-        args[2],
-        _message(opts),
-    )
-    return _task(conn, record)
+def task_fail(
+    ctx: TaskContext, owner: str, task_id: str, error: bytes, message: str | None = None
+) -> bytes:
+    return _task(ctx, ctx.store.fail(owner, task_id, error, message))
 
 
-@command(
+@task_command(
     "task.inspect",
     -2,
     flags=("readonly",),
-    group=_GROUP,
     summary="Returns the whole record of a task as a map, for workers and people at redis-cli.",
     since="0.2.0",
-    arguments=(Arg("id"), _OWNER_ARG),
-    categories=("read",),
+    arguments=(_ID,),
 )
-def task_inspect(conn: Connection, args: list[bytes]) -> Any:
-    owner = _owner_only(conn, args, 2)
-    record = conn.server.store.get(owner, _text(args[1]))
+def task_inspect(ctx: TaskContext, owner: str, task_id: str) -> dict[str, Any]:
+    record = ctx.store.get(owner, task_id)
     interaction = record.interaction
     requests = interaction.requests if interaction is not None else {}
     variables = record.variables
     return {
-        "task": _task(conn, record),
+        "task": _task(ctx, record),
         "owner": record.owner,
         "method": record.request_method,
         "variables": dumps_compact(variables) if variables else b"{}",
@@ -645,52 +624,73 @@ def task_inspect(conn: Connection, args: list[bytes]) -> Any:
     }
 
 
-@command(
+@task_command(
     "task.lease",
     -4,
     flags=("write", "fast"),
-    group=_GROUP,
     summary="Takes or renews a worker's lease on a task (0 releases it); a lease that runs out "
     "fails the task.",
     since="0.2.0",
-    arguments=(Arg("id"), Arg("worker"), Arg("ms", "integer"), _OWNER_ARG),
-    categories=("write", "fast"),
+    arguments=(_ID, Arg("worker"), Arg("ms", "integer", value=_lease_ms)),
 )
-def task_lease(conn: Connection, args: list[bytes]) -> Any:
-    owner = _owner_only(conn, args, 4)
-    raw = args[3]
-    if not raw.isdigit():
-        raise InvalidArgument("lease must be a whole number of ms")
-    return conn.server.store.lease(owner, _text(args[1]), _text(args[2]), int(raw))
+def task_lease(ctx: TaskContext, owner: str, task_id: str, worker: str, ms: int) -> Any:
+    return ctx.store.lease(owner, task_id, worker, ms)
 
 
-@command(
+_VERSION_ARGS = (
+    Arg(
+        "version",
+        "oneof",
+        optional=True,
+        arguments=tuple(Arg(v, "pure-token", token=v) for v in MCP_VERSIONS),
+        value=_version,
+    ),
+)
+_VERSION = Grammar(_VERSION_ARGS)
+
+
+def _task_version(conn: Connection, words: list[bytes]) -> Any:
+    if len(words) > 2:
+        raise CommandError("ERR wrong number of arguments for 'task.version' command")
+    (v2,) = _VERSION.parse(words)
+    if v2 is None:
+        return MCP_VERSIONS[1] if conn.v2 else MCP_VERSIONS[0]
+    conn.v2 = v2
+    return OK
+
+
+task_version = Command(
     "task.version",
     -1,
-    flags=("fast",),
-    group=_GROUP,
-    summary="Shows or sets the MCP task generation this connection renders tasks in.",
-    since="0.2.0",
-    arguments=(
-        Arg(
-            "version",
-            "oneof",
-            optional=True,
-            arguments=tuple(Arg(v, "pure-token", token=v) for v in MCP_VERSIONS),
-        ),
-    ),
+    _task_version,
+    ("fast",),
+    "task",
+    "Shows or sets the MCP task generation this connection renders tasks in.",
+    "0.2.0",
+    arguments=_VERSION_ARGS,
     categories=("connection", "fast"),
 )
-def task_version(conn: Connection, args: list[bytes]) -> Any:
-    if len(args) == 1:
-        return MCP_VERSIONS[1] if conn.v2 else MCP_VERSIONS[0]
-    if len(args) > 2:
-        raise CommandError("ERR wrong number of arguments for 'task.version' command")
-    version = _text(args[1])
-    if version not in MCP_VERSIONS:
-        shown = version if version.isprintable() and len(version) <= 64 else "<invalid>"
-        raise CommandError(
-            f"ERR unsupported MCP version '{shown}' (supported: {', '.join(MCP_VERSIONS)})"
-        )
-    conn.v2 = version == MCP_VERSIONS[1]
-    return OK
+
+#: the family, in the order COMMAND lists it
+COMMANDS = (
+    task_create,
+    task_get,
+    task_update,
+    task_setvars,
+    task_setresult,
+    task_result,
+    task_wait,
+    task_complete,
+    task_cancel,
+    task_list,
+    task_cleanup,
+    task_config,
+    task_del,
+    task_ask,
+    task_answer,
+    task_answers,
+    task_fail,
+    task_inspect,
+    task_lease,
+    task_version,
+)

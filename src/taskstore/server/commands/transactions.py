@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from taskstore.protocol import OK
-from taskstore.server.commands.base import Arg, CommandError, command
+from taskstore.server.commands.spec import Arg, CommandError, command
 
 if TYPE_CHECKING:
     from taskstore.server.connection import Connection
@@ -102,3 +102,7 @@ def watch(conn: Connection, args: list[bytes]) -> Any:
 )
 def unwatch(conn: Connection, args: list[bytes]) -> Any:
     return OK
+
+
+#: the family, in the order COMMAND lists it
+COMMANDS = (multi, exec_, discard, watch, unwatch)
