@@ -503,7 +503,8 @@
     if (S.detailId !== taskId) return;
     S.offset = data.serverTime - Date.now();
     S.detail = data;
-    seen(data);
+    record({ taskId: data.taskId, status: data.status, lastUpdatedAt: data.lastUpdatedAt,
+      transitions: [[data.status, data.lastUpdatedAt]] });
     renderDetail(data);
   }
 
