@@ -18,11 +18,11 @@ fall between the read and the subscription: no lost wake-ups.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 from redis.exceptions import ResponseError
 
 from taskstore.client._commands import Args
+from taskstore.client._steps import Awaiting, Blocking, Step, Steps, io_method
 from taskstore.client.errors import LibraryNotLoaded
 from taskstore.client.task import MCP_2026_07_28, McpVersion
 from taskstore.store.config import StoreConfig
@@ -39,6 +40,7 @@ __all__ = [
     "RECHECK_S",
     "AsyncFunctionsBackend",
     "FunctionCall",
+    "FunctionsBackend",
     "OwnerTag",
     "SyncFunctionsBackend",
     "check_library",
@@ -252,9 +254,9 @@ def _is_message(message: Any) -> bool:
     return isinstance(message, dict) and message.get("type") in ("smessage", b"smessage")
 
 
-class SyncFunctionsBackend:
-    """``execute_command`` of a :class:`TaskClient` on Redis/Valkey (a ``Redis`` or a
-    ``RedisCluster``)."""
+class FunctionsBackend:
+    """``execute_command`` of a client on Redis/Valkey (a ``Redis`` or a ``RedisCluster``,
+    of ``redis`` or ``redis.asyncio`` as the subclass says)."""
 
     def __init__(self, redis: Any, version: str, config: str, owner: str | None) -> None:
         self.redis = redis
@@ -263,126 +265,64 @@ class SyncFunctionsBackend:
         self.default_owner = owner or DEFAULT_OWNER
         self.cluster = hasattr(redis, "get_node_from_key")
 
-    def execute(self, *args: Any) -> Any:
+    _close: Callable[[Any], Step]
+
+    @io_method
+    def execute(self, *args: Any) -> Steps[Any]:
         call = parse_call(list(args), self.version, self.config, self.default_owner)
         if call.blocking is None:
-            return self.redis.execute_command(*call.args())
-        return self._block(call)
-
-    def _subscribe(self, call: FunctionCall) -> tuple[Any, Any]:
+            return (yield lambda: self.redis.execute_command(*call.args()))
         channel = call.channel
         node = self.redis.get_node_from_key(channel) if self.cluster else None
         pubsub = self.redis.pubsub()
         try:
-            pubsub.ssubscribe(channel)
+            yield lambda: pubsub.ssubscribe(channel)
             deadline = time.monotonic() + _SUBSCRIBE_TIMEOUT_S
             while True:
-                message = self._next(pubsub, node, max(0.0, deadline - time.monotonic()))
+                message = yield _next(pubsub, node, max(0.0, deadline - time.monotonic()))
                 if isinstance(message, dict) and message.get("type") in (
                     "ssubscribe",
                     b"ssubscribe",
                 ):
-                    return pubsub, node
+                    break
                 if time.monotonic() >= deadline:
                     raise TimeoutError(f"no confirmation of SSUBSCRIBE {channel}")
-        except BaseException:
-            pubsub.close()
-            raise
-
-    def _next(self, pubsub: Any, node: Any, timeout: float) -> Any:
-        if node is not None:
-            return pubsub.get_sharded_message(timeout=timeout, target_node=node)
-        return pubsub.get_message(timeout=timeout)
-
-    def _block(self, call: FunctionCall) -> Any:
-        pubsub, node = self._subscribe(call)
-        try:
-            reply = self.redis.execute_command(*call.args())
-            deadline = None if call.timeout_ms == 0 else time.monotonic() + call.timeout_ms / 1000
-            while _waiting(call, reply):
-                wait = RECHECK_S
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return None
-                    wait = min(wait, remaining)
-                end = time.monotonic() + wait
-                while True:
-                    message = self._next(pubsub, node, max(0.0, end - time.monotonic()))
-                    if _is_message(message) and call.matches(message.get("data")):
-                        break
-                    if time.monotonic() >= end:
-                        break
-                reply = self.redis.execute_command(*_recheck(call, reply))
-            return reply
+            return (yield from _block(call, pubsub, node, self.redis))
         finally:
-            pubsub.close()
+            yield self._close(pubsub)
 
 
-class AsyncFunctionsBackend:
-    """``execute_command`` of an :class:`AsyncTaskClient` on Redis/Valkey (a
-    ``redis.asyncio.Redis`` or ``RedisCluster``)."""
+def _next(pubsub: Any, node: Any, timeout: float) -> Step:
+    if node is not None:
+        return lambda: pubsub.get_sharded_message(timeout=timeout, target_node=node)
+    return lambda: pubsub.get_message(timeout=timeout)
 
-    def __init__(self, redis: Any, version: str, config: str, owner: str | None) -> None:
-        self.redis = redis
-        self.version = version
-        self.config = config
-        self.default_owner = owner or DEFAULT_OWNER
-        self.cluster = hasattr(redis, "get_node_from_key")
 
-    async def execute(self, *args: Any) -> Any:
-        call = parse_call(list(args), self.version, self.config, self.default_owner)
-        if call.blocking is None:
-            return await self.redis.execute_command(*call.args())
-        return await self._block(call)
+def _block(call: FunctionCall, pubsub: Any, node: Any, redis: Any) -> Steps[Any]:
+    """Ask the function until it answers or the call's timeout passes (subscribed)."""
+    reply = yield lambda: redis.execute_command(*call.args())
+    deadline = None if call.timeout_ms == 0 else time.monotonic() + call.timeout_ms / 1000
+    while _waiting(call, reply):
+        wait = RECHECK_S
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            wait = min(wait, remaining)
+        end = time.monotonic() + wait
+        while True:
+            message = yield _next(pubsub, node, max(0.0, end - time.monotonic()))
+            if _is_message(message) and call.matches(message.get("data")):
+                break
+            if time.monotonic() >= end:
+                break
+        reply = yield functools.partial(redis.execute_command, *_recheck(call, reply))
+    return reply
 
-    async def _next(self, pubsub: Any, node: Any, timeout: float) -> Any:
-        if node is not None:
-            return await pubsub.get_sharded_message(timeout=timeout, target_node=node)
-        return await pubsub.get_message(timeout=timeout)
 
-    async def _subscribe(self, call: FunctionCall) -> tuple[Any, Any]:
-        channel = call.channel
-        node = self.redis.get_node_from_key(channel) if self.cluster else None
-        pubsub = self.redis.pubsub()
-        try:
-            await pubsub.ssubscribe(channel)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + _SUBSCRIBE_TIMEOUT_S
-            while True:
-                message = await self._next(pubsub, node, max(0.0, deadline - loop.time()))
-                if isinstance(message, dict) and message.get("type") in (
-                    "ssubscribe",
-                    b"ssubscribe",
-                ):
-                    return pubsub, node
-                if loop.time() >= deadline:
-                    raise TimeoutError(f"no confirmation of SSUBSCRIBE {channel}")
-        except BaseException:
-            await pubsub.aclose()
-            raise
+class SyncFunctionsBackend(FunctionsBackend, Blocking):
+    """``execute_command`` of a :class:`TaskClient` on Redis/Valkey."""
 
-    async def _block(self, call: FunctionCall) -> Any:
-        pubsub, node = await self._subscribe(call)
-        loop = asyncio.get_running_loop()
-        try:
-            reply = await self.redis.execute_command(*call.args())
-            deadline = None if call.timeout_ms == 0 else loop.time() + call.timeout_ms / 1000
-            while _waiting(call, reply):
-                wait = RECHECK_S
-                if deadline is not None:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        return None
-                    wait = min(wait, remaining)
-                end = loop.time() + wait
-                while True:
-                    message = await self._next(pubsub, node, max(0.0, end - loop.time()))
-                    if _is_message(message) and call.matches(message.get("data")):
-                        break
-                    if loop.time() >= end:
-                        break
-                reply = await self.redis.execute_command(*_recheck(call, reply))
-            return reply
-        finally:
-            await pubsub.aclose()
+
+class AsyncFunctionsBackend(FunctionsBackend, Awaiting):
+    """``execute_command`` of an :class:`AsyncTaskClient` on Redis/Valkey."""
