@@ -47,9 +47,12 @@ def _text(reply: Any) -> str:
     raise TypeError(f"expected a bulk string reply, got {reply!r}")
 
 
-def with_owner(args: Args, owner: str | None) -> Args:
-    if owner is not None:
-        args += ["OWNER", owner]
+def with_options(args: Args, **options: Arg | None) -> Args:
+    """``args``, then ``NAME value`` for each option that is set (``OWNER`` last, by
+    convention), in the order given."""
+    for name, value in options.items():
+        if value is not None:
+            args += [name, value]
     return args
 
 
@@ -59,46 +62,39 @@ def with_owner(args: Args, owner: str | None) -> Args:
 def create_args(
     method: str, ttl: TTL, poll_interval: int | None, task_id: str | None, owner: str | None
 ) -> Args:
-    args: Args = ["TASK.CREATE", method]
-    if ttl is not None:
-        args += ["TTL", "NONE" if ttl == UNLIMITED else ttl]
-    if poll_interval is not None:
-        args += ["POLLINTERVAL", poll_interval]
-    if task_id is not None:
-        args += ["ID", task_id]
-    return with_owner(args, owner)
+    return with_options(
+        ["TASK.CREATE", method],
+        TTL="NONE" if ttl == UNLIMITED else ttl,
+        POLLINTERVAL=poll_interval,
+        ID=task_id,
+        OWNER=owner,
+    )
 
 
 def get_args(task_id: str, owner: str | None) -> Args:
-    return with_owner(["TASK.GET", task_id], owner)
+    return with_options(["TASK.GET", task_id], OWNER=owner)
 
 
 def update_args(
     task_id: str, status: TaskStatus | None, message: str | None, owner: str | None
 ) -> Args:
-    args: Args = ["TASK.UPDATE", task_id]
-    if status is not None:
-        args.append(status)
-    if message is not None:
-        args += ["MESSAGE", message]
-    return with_owner(args, owner)
+    args: Args = ["TASK.UPDATE", task_id] if status is None else ["TASK.UPDATE", task_id, status]
+    return with_options(args, MESSAGE=message, OWNER=owner)
 
 
 def set_variables_args(task_id: str, variables: Mapping[str, Any], owner: str | None) -> Args:
-    return with_owner(["TASK.SETVARS", task_id, dumps(dict(variables))], owner)
+    return with_options(["TASK.SETVARS", task_id, dumps(dict(variables))], OWNER=owner)
 
 
 def set_result_args(task_id: str, result: Any, owner: str | None) -> Args:
-    return with_owner(["TASK.SETRESULT", task_id, dumps(result)], owner)
+    return with_options(["TASK.SETRESULT", task_id, dumps(result)], OWNER=owner)
 
 
 def result_args(task_id: str, block: int | None, any_status: bool, owner: str | None) -> Args:
-    args: Args = ["TASK.RESULT", task_id]
-    if block is not None:
-        args += ["BLOCK", block]
+    args = with_options(["TASK.RESULT", task_id], BLOCK=block)
     if any_status:
         args.append("ANY")
-    return with_owner(args, owner)
+    return with_options(args, OWNER=owner)
 
 
 def complete_args(
@@ -109,48 +105,33 @@ def complete_args(
     owner: str | None,
 ) -> Args:
     args: Args = ["TASK.COMPLETE", task_id, status, dumps(result)]
-    if message is not None:
-        args += ["MESSAGE", message]
-    return with_owner(args, owner)
+    return with_options(args, MESSAGE=message, OWNER=owner)
 
 
 def cancel_args(task_id: str, message: str | None, owner: str | None) -> Args:
-    args: Args = ["TASK.CANCEL", task_id]
-    if message is not None:
-        args += ["MESSAGE", message]
-    return with_owner(args, owner)
+    return with_options(["TASK.CANCEL", task_id], MESSAGE=message, OWNER=owner)
 
 
 def list_args(cursor: str | None, limit: int | None, owner: str | None) -> Args:
-    args: Args = ["TASK.LIST"]
-    if cursor is not None:
-        args += ["CURSOR", cursor]
-    if limit is not None:
-        args += ["LIMIT", limit]
-    return with_owner(args, owner)
+    return with_options(["TASK.LIST"], CURSOR=cursor, LIMIT=limit, OWNER=owner)
 
 
 def delete_args(task_id: str, owner: str | None) -> Args:
-    return with_owner(["TASK.DEL", task_id], owner)
+    return with_options(["TASK.DEL", task_id], OWNER=owner)
 
 
 def wait_args(
     task_id: str, status: TaskStatus | None, block: int | None, owner: str | None
 ) -> Args:
-    args: Args = ["TASK.WAIT", task_id]
-    if status is not None:
-        args += ["STATUS", status]
-    if block is not None:
-        args += ["BLOCK", block]
-    return with_owner(args, owner)
+    return with_options(["TASK.WAIT", task_id], STATUS=status, BLOCK=block, OWNER=owner)
 
 
 def cleanup_args(owner: str | None) -> Args:
-    return with_owner(["TASK.CLEANUP"], owner)
+    return with_options(["TASK.CLEANUP"], OWNER=owner)
 
 
 def config_args(owner: str | None) -> Args:
-    return with_owner(["TASK.CONFIG"], owner)
+    return with_options(["TASK.CONFIG"], OWNER=owner)
 
 
 # -- the 2026-07-28 commands (docs/commands.md, 2026-07-28) ----------------------------------------
@@ -191,9 +172,7 @@ def ask_args(
                 f"{key!r} cannot be an input request key (TASK.ASK reads it as an option)"
             )
         args += [key, _object(request)]
-    if message is not None:
-        args += ["MESSAGE", message]
-    return with_owner(args, owner)
+    return with_options(args, MESSAGE=message, OWNER=owner)
 
 
 def answer_args(
@@ -212,38 +191,29 @@ def answer_args(
             args += [key, _object(response)]
     if len(args) == 2:
         return None
-    return with_owner(args, owner)
+    return with_options(args, OWNER=owner)
 
 
 def answers_args(task_id: str, block: int | None, owner: str | None) -> Args:
-    args: Args = ["TASK.ANSWERS", task_id]
-    if block is not None:
-        args += ["BLOCK", block]
-    return with_owner(args, owner)
+    return with_options(["TASK.ANSWERS", task_id], BLOCK=block, OWNER=owner)
 
 
 def fail_args(
     task_id: str, error: Mapping[str, Any], message: str | None, owner: str | None
 ) -> Args:
-    args: Args = ["TASK.FAIL", task_id, _object(error)]
-    if message is not None:
-        args += ["MESSAGE", message]
-    return with_owner(args, owner)
+    return with_options(["TASK.FAIL", task_id, _object(error)], MESSAGE=message, OWNER=owner)
 
 
 def lease_args(task_id: str, worker: str, ms: int, owner: str | None) -> Args:
-    return with_owner(["TASK.LEASE", task_id, worker, ms], owner)
+    return with_options(["TASK.LEASE", task_id, worker, ms], OWNER=owner)
 
 
 def request_cancel_args(task_id: str, message: str | None, owner: str | None) -> Args:
-    args: Args = ["TASK.CANCEL", task_id, "REQUEST"]
-    if message is not None:
-        args += ["MESSAGE", message]
-    return with_owner(args, owner)
+    return with_options(["TASK.CANCEL", task_id, "REQUEST"], MESSAGE=message, OWNER=owner)
 
 
 def inspect_args(task_id: str, owner: str | None) -> Args:
-    return with_owner(["TASK.INSPECT", task_id], owner)
+    return with_options(["TASK.INSPECT", task_id], OWNER=owner)
 
 
 def version_args(version: McpVersion | None) -> Args:
