@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: The submodules, imported on first use only (each needs its own SDK major).
-_SUBMODULES = frozenset({"sdk1", "tasks", "demo"})
+_SUBMODULES = frozenset({"sdk1", "tasks", "demo", "_sdk"})
 
 
 def __getattr__(name: str) -> Any:

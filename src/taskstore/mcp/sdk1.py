@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncGenerator
-from typing import Any, Final
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, Final, TypeVar
 
-try:
+from taskstore.mcp._sdk import needs_sdk
+
+with needs_sdk(
+    "taskstore.mcp.TaskstoreTaskStore needs the MCP Python SDK 1.x with its experimental "
+    "tasks API: pip install 'taskstore[mcp1]' (the SDK 2.x has taskstore.mcp.tasks instead)"
+):
     from mcp.shared.experimental.tasks.store import TaskStore
     from mcp.types import Result, TaskMetadata, TaskStatus
     from mcp.types import Task as McpTask
-except ImportError as e:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "taskstore.mcp.TaskstoreTaskStore needs the MCP Python SDK 1.x with its experimental "
-        "tasks API: pip install 'taskstore[mcp1]' (the SDK 2.x has taskstore.mcp.tasks instead)"
-    ) from e
 
 from redis.asyncio import ConnectionPool as AsyncConnectionPool
 
@@ -43,16 +43,8 @@ from taskstore.client import (
     default_url,
 )
 from taskstore.client._commands import TTL, UNLIMITED
+from taskstore.mcp import __all__ as __all__  # the names taskstore.mcp re-exports from here
 from taskstore.store.config import StoreConfig
-
-__all__ = [
-    "DEFAULT_PAGE_SIZE",
-    "DEFAULT_POLL_INTERVAL_MS",
-    "RESULT_TYPE_KEY",
-    "TaskstoreTaskStore",
-    "decode_result",
-    "encode_result",
-]
 
 #: Page size of :meth:`TaskstoreTaskStore.list_tasks`, as the SDK's ``InMemoryTaskStore``.
 DEFAULT_PAGE_SIZE: Final = 10
@@ -66,6 +58,9 @@ RESULT_TYPE_KEY: Final = "taskstore/result-type"
 EMPTY_META_KEY: Final = "taskstore/empty-meta"
 #: Largest ttl taskstore accepts when it has no maximum (``max_ttl_ms 0``).
 MAX_SAFE_TTL_MS: Final = 2**53 - 1
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 _TERMINAL = frozenset({"completed", "failed", "cancelled"})
 _NO_RESULT: Final = object()
@@ -397,15 +392,20 @@ class TaskstoreTaskStore(TaskStore):
             return UNLIMITED if maximum == 0 else None
         return max(1, min(requested, maximum or MAX_SAFE_TTL_MS))
 
-    async def _get(self, task_id: str) -> Task | None:
+    async def _known(self, call: Callable[[AsyncTaskClient], Awaitable[T]], unknown: U) -> T | U:
+        """What ``call`` returns, or ``unknown`` when its task id names no task (none with
+        that id, or an id no task can have)."""
         try:
-            return await (await self._client()).get(task_id, owner=self.owner)
+            return await call(await self._client())
         except TaskNotFound:
-            return None
+            return unknown
         except InvalidArgument as e:
             if self._bad_id(e):
-                return None
+                return unknown
             raise
+
+    async def _get(self, task_id: str) -> Task | None:
+        return await self._known(lambda client: client.get(task_id, owner=self.owner), None)
 
     # -- TaskStore --------------------------------------------------------------------------
 
@@ -506,15 +506,10 @@ class TaskstoreTaskStore(TaskStore):
     async def get_result(self, task_id: str) -> Result | None:
         """The stored result as the class it was stored as, whatever the task's status
         (TASK.RESULT … ANY); None for an unknown task and while no result is stored."""
-        try:
-            client = await self._client()
-            data = await client.result(task_id, any=True, default=_NO_RESULT, owner=self.owner)
-        except TaskNotFound:
-            return None
-        except InvalidArgument as e:
-            if self._bad_id(e):
-                return None
-            raise
+        data = await self._known(
+            lambda client: client.result(task_id, any=True, default=_NO_RESULT, owner=self.owner),
+            _NO_RESULT,
+        )
         return None if data is _NO_RESULT else decode_result(data)
 
     async def list_tasks(self, cursor: str | None = None) -> tuple[list[McpTask], str | None]:

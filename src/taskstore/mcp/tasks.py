@@ -48,7 +48,12 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
-try:
+from taskstore.mcp._sdk import needs_sdk
+
+with needs_sdk(
+    "taskstore.mcp.tasks needs the MCP Python SDK 2.x (mcp>=2.3,<3): "
+    "pip install 'taskstore[mcp]' (for the SDK 1.x use taskstore.mcp.TaskstoreTaskStore)"
+):
     from mcp.server.connection import Connection
     from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
     from mcp.server.extension import Extension, MethodBinding, ToolBinding
@@ -65,11 +70,6 @@ try:
     )
     from mcp_types import methods as mcp_methods
     from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-except ImportError as e:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "taskstore.mcp.tasks needs the MCP Python SDK 2.x (mcp>=2.3,<3): "
-        "pip install 'taskstore[mcp]' (for the SDK 1.x use taskstore.mcp.TaskstoreTaskStore)"
-    ) from e
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
