@@ -3,14 +3,17 @@ list (docs/console.md).
 
 Built on TASK.LIST's own paging (``TaskStore.list``), so a page costs O(log n + what it
 reads) whatever the owner holds, and tasks created after the first page never shift the later
-ones. A console cursor is ``<store cursor>~<seq>``: the store's cursor (signed and bound to
-the owner, so another owner's cursor is refused as TASK.LIST refuses it) of the store page
-the list stopped in, and the creation sequence of the last task shown, so the next page skips
-exactly what was already shown even if tasks were deleted in between.
+ones. A console cursor is ``<store cursor>~<seq>~<mac>``: the store's cursor of the store
+page the list stopped in, the creation sequence of the last task shown (so the next page skips
+exactly what was already shown even if tasks were deleted in between), and an HMAC binding
+both to the owner, so another owner's cursor is refused as TASK.LIST refuses it.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from typing import TYPE_CHECKING
 
 from taskstore.store import InvalidArgument, TaskRecord, TaskStatus, TaskStore, parse_status
@@ -38,17 +41,31 @@ def make_filter(status: str | None, method: str | None) -> Callable[[TaskRecord]
     return lambda record: record.status is wanted and method in record.request_method
 
 
-def _decode(cursor: str | None) -> tuple[str | None, int | None]:
+def _mac(secret: bytes, owner: str, body: str) -> str:
+    message = owner.encode("utf-8", "surrogatepass") + b"\x00" + body.encode()
+    digest = hmac.digest(secret, message, hashlib.sha256)[:12]
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def _decode(secret: bytes, owner: str, cursor: str | None) -> tuple[str | None, int | None]:
     if not cursor:
         return None, None
-    store_cursor, tilde, after = cursor.rpartition("~")
-    if not tilde or (after and not after.isdigit()) or len(after) > 19:
+    body, tilde, mac = cursor.rpartition("~")
+    store_cursor, tilde2, after = body.rpartition("~")
+    if (
+        not tilde
+        or not tilde2
+        or (after and not after.isdigit())
+        or len(after) > 19
+        or not hmac.compare_digest(mac.encode(), _mac(secret, owner, body).encode())
+    ):
         raise InvalidArgument("invalid cursor")
     return store_cursor or None, int(after) if after else None
 
 
-def _encode(store_cursor: str | None, after: int | None) -> str:
-    return f"{store_cursor or ''}~{'' if after is None else after}"
+def _encode(secret: bytes, owner: str, store_cursor: str | None, after: int | None) -> str:
+    body = f"{store_cursor or ''}~{'' if after is None else after}"
+    return f"{body}~{_mac(secret, owner, body)}"
 
 
 def page(
@@ -57,10 +74,12 @@ def page(
     keep: Callable[[TaskRecord], bool] | None,
     cursor: str | None,
     limit: int,
+    secret: bytes,
 ) -> tuple[list[TaskRecord], str | None]:
     """Up to ``limit`` tasks of ``owner`` that ``keep`` accepts, newest first, and the cursor
-    of the next page (None: no more). ``InvalidArgument`` for a cursor that is not genuine."""
-    store_cursor, after = _decode(cursor)
+    of the next page (None: no more), signed with ``secret``. ``InvalidArgument`` for a
+    cursor that is not genuine or not this owner's."""
+    store_cursor, after = _decode(secret, owner, cursor)
     max_limit = store.store_config.list_max_limit
     chunk = max_limit if keep is not None else min(max_limit, max(2 * limit, 100))
     out: list[TaskRecord] = []
@@ -75,9 +94,11 @@ def page(
                 out.append(record)
                 if len(out) == limit:
                     more = i + 1 < len(records) or following is not None
-                    return out, _encode(store_cursor, record.seq) if more else None
+                    if not more:
+                        return out, None
+                    return out, _encode(secret, owner, store_cursor, record.seq)
         if following is None:
             return out, None
         store_cursor, after = following, None
         if scanned >= SCAN_BUDGET:
-            return out, _encode(store_cursor, None)
+            return out, _encode(secret, owner, store_cursor, None)

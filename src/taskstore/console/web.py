@@ -15,9 +15,11 @@ user); every response forbids framing and inline script (CSP).
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import json
 import logging
+import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -65,7 +67,8 @@ _SECURITY_HEADERS = {
 }
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
-_IDENTITY = "taskstore.identity"
+#: Who sent the request being handled (set by the guard; each request runs in its task).
+_IDENTITY: contextvars.ContextVar[Identity] = contextvars.ContextVar("console_identity")
 
 #: One body for every task that is not this owner's: unknown, another owner's, malformed id.
 NOT_FOUND = {"error": "task not found"}
@@ -142,6 +145,8 @@ class Console:
         self._socks = _bind(server.config.bind, port)
         self._runner: web.AppRunner | None = None
         self._stopping = False
+        #: signs the list's cursors (bound to the owner, like TASK.LIST's)
+        self._secret = secrets.token_bytes(32)
         self._static = {
             name: (STATIC / name).read_bytes() for name in (*STATIC_FILES, "index.html")
         }
@@ -203,14 +208,14 @@ class Console:
             elif request.method == "POST" and request.headers.get(ACTION_HEADER) != "1":
                 response = _error(403, f"actions need the header {ACTION_HEADER}: 1")
             else:
-                request[_IDENTITY] = identity
+                _IDENTITY.set(identity)
                 response = await handler(request)
         if not response.prepared:
             response.headers.update(_SECURITY_HEADERS)
         return response
 
     def _who(self, request: web.Request) -> tuple[Identity, str]:
-        identity: Identity = request[_IDENTITY]
+        identity = _IDENTITY.get()
         return identity, choose_owner(identity, request.query.get("owner"))
 
     def _find(self, owner: str, task_id: str | None) -> TaskRecord | None:
@@ -254,7 +259,7 @@ class Console:
     # -- the JSON API ----------------------------------------------------------------------
 
     async def me(self, request: web.Request) -> web.StreamResponse:
-        identity: Identity = request[_IDENTITY]
+        identity = _IDENTITY.get()
         return _json(
             {
                 "user": identity.user,
@@ -287,7 +292,9 @@ class Console:
             limit = min(DEFAULT_PAGE, max_limit)
         try:
             keep = listing.make_filter(query.get("status") or None, query.get("method") or None)
-            records, cursor = listing.page(store, owner, keep, query.get("cursor"), limit)
+            records, cursor = listing.page(
+                store, owner, keep, query.get("cursor"), limit, self._secret
+            )
         except InvalidArgument as e:
             return _error(400, str(e))
         return _json(
