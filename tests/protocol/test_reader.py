@@ -251,3 +251,31 @@ def test_garbage_never_crashes_and_paths_agree(data: bytes) -> None:
 
 def test_protocol_error_type() -> None:
     assert issubclass(ProtocolError, Exception)
+
+
+_PING = b"*1\r\n$4\r\nPING\r\n"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # four simple strings (3 bytes shorter each than bulk strings) and three verbatim
+        # strings (4 bytes longer each): the same size as seven canonical elements
+        _PING * 2 + b"*7\r\n" + b"+PING\r\n" * 4 + b"=8\r\ntxt:PING\r\n" * 3,
+        # a set or a push at the top, the size of an array of as many elements
+        _PING * 3 + b"~1\r\n$4\r\nPING\r\n",
+        _PING * 3 + b">1\r\n$4\r\nPING\r\n",
+        # the same, in a read over 8 KiB (sizes, not a full comparison, below that)
+        _PING * 600 + b"*7\r\n" + b"+PING\r\n" * 4 + b"=8\r\ntxt:PING\r\n" * 3,
+        _PING * 600 + b"~1\r\n$4\r\nPING\r\n",
+    ],
+    ids=["status+verbatim", "set", "push", "status+verbatim-large", "set-large"],
+)
+def test_reads_hiredis_takes_but_redis_refuses_go_the_exact_way(data: bytes) -> None:
+    """hiredis reads any reply type; a request made of others than arrays of bulk strings
+    must get what Redis gives it (a protocol error, or inline commands), however the sizes
+    add up."""
+    whole = read_all(data)
+    assert whole == read_all(data, chunk=1)  # the exact path, a byte at a time
+    cmds, err = whole
+    assert err is not None or [b"~1"] in cmds or [b">1"] in cmds, whole

@@ -177,18 +177,21 @@ def _large_header(data: bytes | bytearray, start: int, end: int) -> int:
 _pack = cast(Callable[[tuple[bytes, ...]], bytes], hiredis.pack_command)
 
 
-def _canonical_size(cmds: list[list[bytes]], data: bytes | bytearray) -> bool:
+def _canonical(cmds: list[list[bytes]], data: bytes | bytearray) -> bool:
     """Whether ``data`` is exactly the canonical encoding of ``cmds`` (arrays of bulk
     strings, headers without leading zeros): then hiredis read nothing Redis would refuse.
 
-    Few requests: encode them again in C and compare. Many: compare sizes, which costs less
-    per request. The canonical size is the payload plus ``*``/``$`` headers whose digit
-    counts come from one ``str()`` of the counts and one of the lengths
-    (``len(str([8, 36])) == digits + 2 * items``); elements that are not bulk strings fail
-    the type check, and a non-canonical header (leading zero, ``+`` simple string) takes
-    bytes the canonical size does not count.
+    Reads up to 8 KiB: encode the requests again in C and compare, the cheapest exact test
+    there. Larger reads: compare sizes, which copies nothing. The canonical size is the payload
+    plus ``*``/``$`` headers whose digit counts come from one ``str()`` of the counts and one
+    of the lengths (``len(str([8, 36])) == digits + 2 * items``). Sizes alone are exact only
+    when no element can take more bytes than its canonical form, or stand in for an array
+    with as many: a verbatim string (``=``), an attribute (``|``), a map, set or push at the
+    top (``%``, ``~``, ``>``). A read holding any of those bytes is compared in full; what
+    is left (simple strings, numbers, nulls, errors, nested arrays) takes fewer bytes or fails
+    the type check.
     """
-    if len(cmds) <= 2:
+    if len(data) <= 8192 or _SIZE_UNSAFE.search(data) is not None:
         return b"".join(map(_pack, map(tuple, cmds))) == data
     args = list(chain.from_iterable(cmds))
     if not all(map(isinstance, args, repeat(bytes))):
@@ -197,6 +200,10 @@ def _canonical_size(cmds: list[list[bytes]], data: bytes | bytearray) -> bool:
     counts = list(map(len, cmds))
     size = len(counts) + len(str(counts)) + 3 * len(args) + sum(lengths) + len(str(lengths))
     return size == len(data)
+
+
+#: type bytes after which sizes alone could hide a request Redis refuses (see _canonical)
+_SIZE_UNSAFE = re.compile(rb"[=|%~>]")
 
 
 def _ishex(c: int) -> bool:
@@ -281,7 +288,7 @@ class RequestReader:
                 append(cmd)
             ok = (
                 not hi.has_data()
-                and _canonical_size(cmds, data)
+                and _canonical(cmds, data)
                 and (len(data) <= self.limits.proto_max_bulk_len or not self._over_max_bulk(cmds))
             )
         except (hiredis.ProtocolError, TypeError):
