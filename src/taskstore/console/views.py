@@ -9,6 +9,7 @@ download instead, so a 16 MiB result never reaches the page unasked.
 
 from __future__ import annotations
 
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 from taskstore.store import TaskRecord, TaskStatus, json_object
@@ -57,6 +58,33 @@ def summary(record: TaskRecord) -> dict[str, Any]:
         "cancelRequested": interaction is not None
         and interaction.cancel_requested_at_ms is not None,
     }
+
+
+def _null_or(value: int | None) -> str:
+    return "null" if value is None else str(value)
+
+
+def summary_json(record: TaskRecord, transitions: list[tuple[str, int]] | None = None) -> str:
+    """:func:`summary` as JSON text, built directly (the live feed makes up to a thousand a
+    second): ASCII, the same members, plus the ``transitions`` seen since the last event."""
+    interaction = record.interaction
+    message = record.status_message
+    pending = 0 if interaction is None else len(interaction.requests)
+    cancel = interaction is not None and interaction.cancel_requested_at_ms is not None
+    text = (
+        f'{{"taskId":{_quote(record.task_id)},"seq":{record.seq},'
+        f'"status":"{record.status.value}",'
+        f'"statusMessage":{"null" if message is None else _quote(_clip(message))},'
+        f'"method":{_quote(_clip(record.request_method))},'
+        f'"createdAt":{record.created_at_ms},"lastUpdatedAt":{record.last_updated_at_ms},'
+        f'"ttlMs":{_null_or(record.ttl_ms)},"expiresAt":{_null_or(record.expires_at_ms)},'
+        f'"pollIntervalMs":{record.poll_interval_ms},"pendingInputs":{pending},'
+        f'"cancelRequested":{"true" if cancel else "false"}'
+    )
+    if transitions:
+        steps = ",".join(f'["{status}",{at}]' for status, at in transitions)
+        text += f',"transitions":[{steps}]'
+    return text + "}"
 
 
 def removed(task_id: str) -> dict[str, Any]:

@@ -424,7 +424,7 @@ class Console:
     # -- the live feed -----------------------------------------------------------------------
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        """Server-sent events: ``hello``, ``counts``, ``tasks`` (changes, every 100 ms at
+        """Server-sent events: ``hello``, ``counts``, ``tasks`` (changes, every 250 ms at
         most), ``stats`` (every second), ``reset`` (reload the list)."""
         try:
             identity, owner = self._who(request)

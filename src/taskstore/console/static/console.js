@@ -656,20 +656,24 @@
     setText($("stat-ops"), String(Math.round(sample.opsPerSec)));
     setText($("stat-memory"), bytes(sample.memory));
     setText($("stat-cpu"), sample.cpuPercent.toFixed(0) + " %");
-    spark("spark-clients", S.samples.map((s) => s.clients));
-    spark("spark-ops", S.samples.map((s) => s.opsPerSec));
-    spark("spark-memory", S.samples.map((s) => s.memory));
-    spark("spark-cpu", S.samples.map((s) => s.cpuPercent));
+    spark("spark-clients", S.samples.map((s) => s.clients), true);
+    spark("spark-ops", S.samples.map((s) => s.opsPerSec), true);
+    spark("spark-memory", S.samples.map((s) => s.memory), false);
+    spark("spark-cpu", S.samples.map((s) => s.cpuPercent), true);
     setText($("tasks-scope"), sample.scope === "server" ? "tasks per status (server)" : "tasks per status (this owner)");
     bar(sample.tasks || {});
   }
 
-  function spark(id, values) {
+  // a sparkline of the last SAMPLES values: from zero, or (fromZero false) from the lowest
+  function spark(id, values, fromZero) {
     const box = $(id);
-    const max = Math.max(1, ...values);
+    const high = Math.max(...values);
+    const low = fromZero ? 0 : Math.min(...values);
+    const span = high - low || Math.max(1, high);
     const step = 120 / (SAMPLES - 1);
     const offset = 120 - step * (values.length - 1);
-    const points = values.map((v, i) => (offset + i * step).toFixed(1) + "," + (27 - (v / max) * 25).toFixed(1)).join(" ");
+    const y = (v) => (26 - ((v - low) / span) * 20).toFixed(1);
+    const points = values.map((v, i) => (offset + i * step).toFixed(1) + "," + y(v)).join(" ");
     const area = svg("polygon", { points: offset.toFixed(1) + ",28 " + points + " 120,28", class: "area" });
     const line = svg("polyline", { points, class: "line" });
     box.replaceChildren(area, line);
