@@ -21,6 +21,7 @@ from taskstore.protocol import (
 )
 from taskstore.server.blocking import Waiter
 from taskstore.server.commands import BLOCKED, LOOKUP, Command, CommandError
+from taskstore.server.flow import RUN_BUDGET_S, FlowControl
 from taskstore.server.users import User, valid_name
 from taskstore.store import TaskError
 
@@ -32,8 +33,6 @@ log = logging.getLogger("taskstore")
 # Commands that run at once inside MULTI instead of being queued.
 _MULTI_IMMEDIATE = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
 _NOAUTH = "NOAUTH Authentication required."
-#: How long one client's pipeline may hold the event loop before the rest waits a turn.
-RUN_BUDGET_S = 0.002
 _SUBSCRIBED_ALLOWED = frozenset(
     {"subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ping", "quit", "reset"}
 )
@@ -51,6 +50,7 @@ class Connection(asyncio.Protocol):
         "closing",
         "created",
         "db",
+        "flow",
         "id",
         "in_exec",
         "laddr",
@@ -66,19 +66,15 @@ class Connection(asyncio.Protocol):
         "out",
         "password_auth",
         "patterns",
-        "paused",
         "pending",
         "reader",
         "resp3",
         "restricted",
         "server",
-        "spent",
         "store",
         "transport",
         "user",
         "v2",
-        "window",
-        "yielded",
     )
 
     def __init__(self, server: Server) -> None:
@@ -103,7 +99,8 @@ class Connection(asyncio.Protocol):
         # the deadline of a server-side close (close_after_reply), cancelled once the
         # client hangs up so that nothing holds the closed transport
         self.close_timer: asyncio.TimerHandle | None = None
-        self.paused = False
+        #: when to stop reading this client (server/flow.py); set once connected
+        self.flow: FlowControl | None = None
         self.in_exec = False  # running EXEC's queue: blocking commands must not wait
         self.blocked: Waiter | None = None
         # commands read but not run yet because one before them blocked, and the
@@ -119,11 +116,6 @@ class Connection(asyncio.Protocol):
         self.aof_mark = 0  # the append-only file's entry count when run() began
         self.no_evict = False
         self.no_touch = False
-        # fairness: time spent running this client's commands in the current 10 ms window,
-        # and whether reading was paused to let others run
-        self.window = 0.0
-        self.spent = 0.0
-        self.yielded = False
         self.addr = ""
         self.laddr = ""
         self.created = time.monotonic()
@@ -211,11 +203,13 @@ class Connection(asyncio.Protocol):
             self.close_after_reply(transport)
             return
         self.id = server.register(self)
+        self.flow = FlowControl(transport, self)
         high = server.config.client_output_high_water
         transport.set_write_buffer_limits(high=high, low=high // 4)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self.flow = None  # it refers back to this connection: no cycle is left behind
         self.forget()
         if self.close_timer is not None:
             self.close_timer.cancel()
@@ -235,16 +229,12 @@ class Connection(asyncio.Protocol):
             self.server.unregister(self)
 
     def pause_writing(self) -> None:
-        # The client is not reading its replies: stop reading its requests until it does,
-        # so a pipelining client cannot make us buffer without bound.
-        self.paused = True
-        if self.transport is not None and not self.closing:
-            self.transport.pause_reading()
+        if self.flow is not None:
+            self.flow.pause_writing()
 
     def resume_writing(self) -> None:
-        self.paused = False
-        if self.transport is not None and not self.closing and not self.yielded:
-            self.transport.resume_reading()
+        if self.flow is not None:
+            self.flow.resume_writing()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -259,32 +249,9 @@ class Connection(asyncio.Protocol):
         start = self.last_interaction = monotonic()
         if self.blocked is None:  # a blocked client's requests wait in the reader
             self.run([], start)
-            self.account_time(start)
-
-    def account_time(self, start: float) -> None:
-        """Stop reading a client that used more than its share of the loop lately.
-
-        uvloop reads a readable socket up to 32 times in one go, so one greedy client
-        could otherwise be served for hundreds of ms while everybody else waits.
-        """
-        now = monotonic()
-        if start - self.window > 0.01:
-            self.window = start
-            self.spent = now - start
-        else:
-            self.spent += now - start
-        if self.spent > RUN_BUDGET_S and not self.yielded and not self.closing:
-            transport = self.transport
-            if transport is not None and not self.paused:
-                self.yielded = True
-                transport.pause_reading()
-                asyncio.get_running_loop().call_soon(self.end_yield)
-
-    def end_yield(self) -> None:
-        self.yielded = False
-        self.spent = 0.0
-        if self.transport is not None and not self.paused and not self.closing:
-            self.transport.resume_reading()
+            flow = self.flow
+            if flow is not None:
+                flow.account(start)
 
     def resume(self, reply: Any) -> None:
         """A blocking command finished (woken or timed out): answer it and carry on."""
