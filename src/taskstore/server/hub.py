@@ -60,35 +60,36 @@ class Hub:
     # -- subscriptions ------------------------------------------------------
 
     def subscribe(self, conn: Connection, channel: bytes) -> None:
-        if channel not in conn.channels:
-            conn.channels.add(channel)
-            self.channels.setdefault(channel, set()).add(conn)
-            self._check_active()
+        self._add(self.channels, conn.channels, conn, channel)
 
     def unsubscribe(self, conn: Connection, channel: bytes) -> None:
-        if channel in conn.channels:
-            conn.channels.discard(channel)
-            subs = self.channels.get(channel)
-            if subs is not None:
-                subs.discard(conn)
-                if not subs:
-                    del self.channels[channel]
-                    self._check_active()
+        self._remove(self.channels, conn.channels, conn, channel)
 
     def psubscribe(self, conn: Connection, pattern: bytes) -> None:
-        if pattern not in conn.patterns:
-            conn.patterns.add(pattern)
-            self.patterns.setdefault(pattern, set()).add(conn)
-            self._check_active()
+        self._add(self.patterns, conn.patterns, conn, pattern)
 
     def punsubscribe(self, conn: Connection, pattern: bytes) -> None:
-        if pattern in conn.patterns:
-            conn.patterns.discard(pattern)
-            subs = self.patterns.get(pattern)
+        self._remove(self.patterns, conn.patterns, conn, pattern)
+
+    def _add(
+        self, table: dict[bytes, set[Connection]], own: set[bytes], conn: Connection, name: bytes
+    ) -> None:
+        """``name`` (a channel or a pattern) into the hub's table and the client's own set."""
+        if name not in own:
+            own.add(name)
+            table.setdefault(name, set()).add(conn)
+            self._check_active()
+
+    def _remove(
+        self, table: dict[bytes, set[Connection]], own: set[bytes], conn: Connection, name: bytes
+    ) -> None:
+        if name in own:
+            own.discard(name)
+            subs = table.get(name)
             if subs is not None:
                 subs.discard(conn)
                 if not subs:
-                    del self.patterns[pattern]
+                    del table[name]
                     self._check_active()
 
     @property

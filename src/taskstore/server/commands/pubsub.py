@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from taskstore.protocol import Push, Replies
-from taskstore.server.commands.spec import Arg, CommandError, command, container, help_reply
+from taskstore.server.commands.spec import (
+    Arg,
+    Command,
+    CommandError,
+    Handler,
+    command,
+    container,
+    help_reply,
+)
 from taskstore.server.glob import glob_match
 from taskstore.server.hub import TASK_CHANNEL_PREFIX, may_read_task_channel
 
@@ -20,99 +29,83 @@ def _count(conn: Connection) -> int:
     return len(conn.channels) + len(conn.patterns)
 
 
-@command(
+def _subscription(
+    name: str, arity: int, summary: str, arguments: tuple[Arg, ...]
+) -> Callable[[Handler], Command]:
+    """The spec shared by (P)SUBSCRIBE and (P)UNSUBSCRIBE."""
+    return command(
+        name,
+        arity,
+        flags=("pubsub", "noscript", "loading", "stale"),
+        group=_GROUP,
+        summary=summary,
+        since="2.0.0",
+        complexity=f"O(N) where N is the number of {arguments[0].name}s",
+        arguments=arguments,
+        categories=("pubsub", "slow"),
+    )
+
+
+def _change(
+    conn: Connection, verb: bytes, change: Callable[[Connection, bytes], None], names: list[bytes]
+) -> Replies:
+    """Apply ``change`` to each name; one confirmation each (one with a null name when there
+    was none to leave), as Redis sends them."""
+    replies = Replies()
+    for name in names:
+        change(conn, name)
+        replies.append(Push([verb, name, _count(conn)]))
+    if not replies:
+        replies.append(Push([verb, None, _count(conn)]))
+    conn.update_restricted()
+    return replies
+
+
+@_subscription(
     "subscribe",
     -2,
-    flags=("pubsub", "noscript", "loading", "stale"),
-    group=_GROUP,
-    summary="Listens for messages published to channels; tasks:<owner> carries task changes.",
-    since="2.0.0",
-    complexity="O(N) where N is the number of channels to subscribe to",
-    arguments=(Arg("channel", multiple=True),),
-    categories=("pubsub", "slow"),
+    "Listens for messages published to channels; tasks:<owner> carries task changes.",
+    (Arg("channel", multiple=True),),
 )
 def subscribe(conn: Connection, args: list[bytes]) -> Any:
     channels = args[1:]
     for channel in channels:  # all or nothing: check every channel first
         if channel.startswith(TASK_CHANNEL_PREFIX) and not may_read_task_channel(conn, channel):
             raise CommandError(_NOPERM_CHANNEL)
-    hub = conn.server.hub
-    replies = Replies()
-    for channel in channels:
-        hub.subscribe(conn, channel)
-        replies.append(Push([b"subscribe", channel, _count(conn)]))
-    conn.update_restricted()
-    return replies
+    return _change(conn, b"subscribe", conn.server.hub.subscribe, channels)
 
 
-@command(
+@_subscription(
     "unsubscribe",
     -1,
-    flags=("pubsub", "noscript", "loading", "stale"),
-    group=_GROUP,
-    summary="Stops listening to messages posted to channels (all of them when none is given).",
-    since="2.0.0",
-    complexity="O(N) where N is the number of channels to unsubscribe from",
-    arguments=(Arg("channel", optional=True, multiple=True),),
-    categories=("pubsub", "slow"),
+    "Stops listening to messages posted to channels (all of them when none is given).",
+    (Arg("channel", optional=True, multiple=True),),
 )
 def unsubscribe(conn: Connection, args: list[bytes]) -> Any:
-    hub = conn.server.hub
     channels = args[1:] or sorted(conn.channels)
-    replies = Replies()
-    for channel in channels:
-        hub.unsubscribe(conn, channel)
-        replies.append(Push([b"unsubscribe", channel, _count(conn)]))
-    if not replies:
-        replies.append(Push([b"unsubscribe", None, _count(conn)]))
-    conn.update_restricted()
-    return replies
+    return _change(conn, b"unsubscribe", conn.server.hub.unsubscribe, channels)
 
 
-@command(
+@_subscription(
     "psubscribe",
     -2,
-    flags=("pubsub", "noscript", "loading", "stale"),
-    group=_GROUP,
-    summary="Listens for messages published to channels that match patterns.",
-    since="2.0.0",
-    complexity="O(N) where N is the number of patterns to subscribe to",
-    arguments=(Arg("pattern", "pattern", multiple=True),),
-    categories=("pubsub", "slow"),
+    "Listens for messages published to channels that match patterns.",
+    (Arg("pattern", "pattern", multiple=True),),
 )
 def psubscribe(conn: Connection, args: list[bytes]) -> Any:
     # Patterns are allowed; task notifications are filtered per subscriber when delivered.
-    hub = conn.server.hub
-    replies = Replies()
-    for pattern in args[1:]:
-        hub.psubscribe(conn, pattern)
-        replies.append(Push([b"psubscribe", pattern, _count(conn)]))
-    conn.update_restricted()
-    return replies
+    return _change(conn, b"psubscribe", conn.server.hub.psubscribe, args[1:])
 
 
-@command(
+@_subscription(
     "punsubscribe",
     -1,
-    flags=("pubsub", "noscript", "loading", "stale"),
-    group=_GROUP,
-    summary="Stops listening to messages published to channels that match patterns.",
-    since="2.0.0",
-    complexity="O(N) where N is the number of patterns to unsubscribe from",
-    arguments=(Arg("pattern", "pattern", optional=True, multiple=True),),
-    categories=("pubsub", "slow"),
+    "Stops listening to messages published to channels that match patterns.",
+    (Arg("pattern", "pattern", optional=True, multiple=True),),
 )
 def punsubscribe(conn: Connection, args: list[bytes]) -> Any:
-    hub = conn.server.hub
     patterns = args[1:] or sorted(conn.patterns)
-    replies = Replies()
-    for pattern in patterns:
-        hub.punsubscribe(conn, pattern)
-        replies.append(Push([b"punsubscribe", pattern, _count(conn)]))
-    if not replies:
-        replies.append(Push([b"punsubscribe", None, _count(conn)]))
-    conn.update_restricted()
-    return replies
+    return _change(conn, b"punsubscribe", conn.server.hub.punsubscribe, patterns)
 
 
 @command(
