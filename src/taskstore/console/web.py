@@ -180,6 +180,9 @@ class Console:
         app.router.add_get("/api/events", self.events)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
+        if self._stopping:  # stopped (CONFIG SET again) while setting up
+            await runner.cleanup()
+            return
         self._runner = runner
         for sock in self._socks:
             await web.SockSite(runner, sock).start()
