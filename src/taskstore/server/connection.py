@@ -20,9 +20,9 @@ from taskstore.protocol import (
     error_bytes,
 )
 from taskstore.server.blocking import Waiter
+from taskstore.server.clientstate import NOAUTH, ClientState
 from taskstore.server.commands import BLOCKED, LOOKUP, Command, CommandError
 from taskstore.server.flow import RUN_BUDGET_S, FlowControl
-from taskstore.server.users import User, valid_name
 from taskstore.store import TaskError
 
 if TYPE_CHECKING:
@@ -32,49 +32,32 @@ log = logging.getLogger("taskstore")
 
 # Commands that run at once inside MULTI instead of being queued.
 _MULTI_IMMEDIATE = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
-_NOAUTH = "NOAUTH Authentication required."
 _SUBSCRIBED_ALLOWED = frozenset(
     {"subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ping", "quit", "reset"}
 )
 
 
-class Connection(asyncio.Protocol):
+class Connection(ClientState, asyncio.Protocol):
+    """One client: frames its requests, runs them in order, writes their replies; its
+    session (identity, protocol, MULTI, subscriptions) is the ``ClientState`` it extends."""
+
     __slots__ = (
-        "account",
         "addr",
         "aof_mark",
-        "authenticated",
-        "blocked",
-        "channels",
         "close_timer",
         "closing",
         "created",
-        "db",
         "flow",
         "id",
-        "in_exec",
         "laddr",
         "last_cmd",
         "last_interaction",
-        "lib_name",
-        "lib_ver",
-        "multi",
-        "multi_dirty",
-        "name",
-        "no_evict",
-        "no_touch",
         "out",
-        "password_auth",
-        "patterns",
         "pending",
         "reader",
-        "resp3",
-        "restricted",
         "server",
         "store",
         "transport",
-        "user",
-        "v2",
     )
 
     def __init__(self, server: Server) -> None:
@@ -82,40 +65,19 @@ class Connection(asyncio.Protocol):
         self.store = server.store  # what TASK commands reach (commands/tasks.py, TaskContext)
         self.transport: asyncio.Transport | None = None
         self.id = 0
-        self.name = ""
-        self.lib_name = ""
-        self.lib_ver = ""
-        self.resp3 = False
-        # tasks render in MCP 2026-07-28 form (docs/commands.md, 2026-07-28), else 2025-11-25
-        self.v2 = server.config.mcp_version == "2026-07-28"
-        self.user = "default"
-        self.account: User | None = None  # the configured user, None for "default"
-        self.authenticated = not server.config.requirepass
-        self.password_auth = False  # authenticated against a configured password
-        self.db = 0
-        self.multi: list[tuple[Command, list[bytes]]] | None = None
-        self.multi_dirty = False
         self.closing = False
         # the deadline of a server-side close (close_after_reply), cancelled once the
         # client hangs up so that nothing holds the closed transport
         self.close_timer: asyncio.TimerHandle | None = None
         #: when to stop reading this client (server/flow.py); set once connected
         self.flow: FlowControl | None = None
-        self.in_exec = False  # running EXEC's queue: blocking commands must not wait
-        self.blocked: Waiter | None = None
         # commands read but not run yet because one before them blocked, and the
         # protocol error (if any) that ended their read
         self.pending: tuple[list[list[bytes]], Exception | None] | None = None
-        self.channels: set[bytes] = set()
-        self.patterns: set[bytes] = set()
-        # RESP2 and subscribed: only (P)SUBSCRIBE, (P)UNSUBSCRIBE, PING, QUIT, RESET run
-        self.restricted = False
         # the replies being built while this connection runs commands (pub/sub messages
         # for it are added there, in order), None otherwise
         self.out: list[bytes] | None = None
         self.aof_mark = 0  # the append-only file's entry count when run() began
-        self.no_evict = False
-        self.no_touch = False
         self.addr = ""
         self.laddr = ""
         self.created = time.monotonic()
@@ -125,66 +87,8 @@ class Connection(asyncio.Protocol):
         self.reader = RequestReader(
             ReaderLimits(cfg.proto_max_bulk_len, cfg.client_query_buffer_limit)
         )
+        self.start_session()
         self.reader.unauthenticated = not self.authenticated
-
-    # -- identity ---------------------------------------------------------
-
-    @property
-    def owner(self) -> str:
-        """Whose tasks this connection sees (docs/architecture.md, Owners)."""
-        if self.user == "default":
-            return self.server.security.default_owner
-        return self.user
-
-    @property
-    def is_admin(self) -> bool:
-        """The default user holds every right, as in Redis, once it may act at all;
-        configured users only with the admin permission."""
-        account = self.account
-        if account is not None:
-            return account.is_admin
-        return self.server.security.allow_anonymous or self.password_auth
-
-    def require_admin(self, name: str) -> None:
-        if not self.is_admin:
-            if self.user == "default":
-                raise CommandError(_NOAUTH)  # anonymous use is off: authenticate first
-            raise CommandError(
-                f"NOPERM User {self.user} has no permissions to run the '{name}' command"
-            )
-
-    def set_authenticated(self, account: User | None, *, with_password: bool) -> None:
-        self.account = account
-        self.user = "default" if account is None else account.name
-        self.authenticated = True
-        self.password_auth = with_password
-        self.reader.unauthenticated = False
-
-    def update_restricted(self) -> None:
-        """RESP2 clients with subscriptions may only run the pub/sub commands (Redis's rule)."""
-        self.restricted = bool(self.channels or self.patterns) and not self.resp3
-
-    def task_owner(self) -> str:
-        """The owner TASK commands act for; refuses anonymous use when it is off."""
-        user = self.user
-        if user == "default":
-            security = self.server.security
-            if not (security.allow_anonymous or self.password_auth):
-                raise CommandError(_NOAUTH)
-            return security.default_owner
-        return user
-
-    def impersonate(self, owner: str) -> str:
-        """``OWNER <id>``: only identities with the impersonate permission may act for others."""
-        self.task_owner()
-        account = self.account
-        if account is None or not account.can_impersonate:
-            raise CommandError(
-                f"NOPERM User {self.user} has no permissions to act as another owner"
-            )
-        if not valid_name(owner):
-            raise CommandError("ERR OWNER must be 1-256 printable ASCII characters without spaces")
-        return owner
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -423,7 +327,7 @@ class Connection(asyncio.Protocol):
             return ErrorReply(f"ERR wrong number of arguments for '{cmd.name}' command")
         if not self.authenticated and not cmd.noauth:
             self.multi_dirty = self.multi is not None
-            return ErrorReply(_NOAUTH)
+            return ErrorReply(NOAUTH)
         if self.restricted and cmd.name not in _SUBSCRIBED_ALLOWED:
             return ErrorReply(
                 f"ERR Can't execute '{cmd.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "

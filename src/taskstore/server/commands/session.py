@@ -80,23 +80,7 @@ def quit_(conn: Connection, args: list[bytes]) -> Any:
     categories=("fast", "connection"),
 )
 def reset(conn: Connection, args: list[bytes]) -> Any:
-    conn.multi = None
-    conn.multi_dirty = False
-    conn.db = 0
-    conn.resp3 = False
-    conn.v2 = conn.server.config.mcp_version == "2026-07-28"
-    conn.name = ""
-    conn.no_evict = conn.no_touch = False
-    conn.server.hub.drop(conn)
-    conn.restricted = False
-    if conn.server.config.requirepass:
-        conn.authenticated = False
-        conn.password_auth = False
-        conn.reader.unauthenticated = True
-    else:
-        conn.set_authenticated(None, with_password=False)
-    conn.account = None
-    conn.user = "default"
+    conn.reset_session()
     return SimpleString("RESET")
 
 
