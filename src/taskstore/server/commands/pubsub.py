@@ -13,7 +13,6 @@ from taskstore.server.commands.spec import (
     Handler,
     command,
     container,
-    help_reply,
 )
 from taskstore.server.glob import glob_match
 from taskstore.server.hub import TASK_CHANNEL_PREFIX, may_read_task_channel
@@ -166,26 +165,19 @@ def pubsub_numpat(conn: Connection, args: list[bytes]) -> Any:
     return len(conn.server.hub.patterns)
 
 
-@command("help", 2, summary="Returns helpful text about the different subcommands.")
-def pubsub_help(conn: Connection, args: list[bytes]) -> Any:
-    return help_reply(
-        "pubsub",
-        [
-            "CHANNELS [<pattern>]",
-            "    Return the currently active channels matching a <pattern> (default: '*').",
-            "NUMPAT",
-            "    Return number of subscriptions to patterns.",
-            "NUMSUB [<channel> ...]",
-            "    Return the number of subscribers for the specified channels.",
-        ],
-    )
-
-
 pubsub = container(
     "pubsub",
-    (pubsub_channels, pubsub_numsub, pubsub_numpat, pubsub_help),
+    (pubsub_channels, pubsub_numsub, pubsub_numpat),
     group=_GROUP,
     summary="A container for Pub/Sub commands.",
+    help=[
+        "CHANNELS [<pattern>]",
+        "    Return the currently active channels matching a <pattern> (default: '*').",
+        "NUMPAT",
+        "    Return number of subscriptions to patterns.",
+        "NUMSUB [<channel> ...]",
+        "    Return the number of subscribers for the specified channels.",
+    ],
 )
 
 

@@ -16,7 +16,6 @@ from taskstore.server.commands.spec import (
     CommandError,
     command,
     container,
-    help_reply,
     syntax_error,
 )
 from taskstore.server.config import SETTINGS, ConfigError
@@ -342,34 +341,27 @@ def command_getkeys(conn: Connection, args: list[bytes]) -> Any:
     raise CommandError("ERR The command has no key arguments")
 
 
-@command("help", 2, summary="Returns helpful text about the different subcommands.")
-def command_help(conn: Connection, args: list[bytes]) -> Any:
-    return help_reply(
-        "command",
-        [
-            "(no subcommand)",
-            "    Return details about all commands.",
-            "COUNT",
-            "    Return the total number of commands.",
-            "GETKEYS <full-command>",
-            "    Return the keys of a command (TASK commands have none).",
-            "DOCS [<command-name> ...]",
-            "    Return documentation details about commands.",
-            "INFO [<command-name> ...]",
-            "    Return details about the given commands (all when none is given).",
-            "LIST [FILTERBY (MODULE <name>|ACLCAT <cat>|PATTERN <pattern>)]",
-            "    Return the names of the commands.",
-        ],
-    )
-
-
 command_cmd = container(
     "command",
-    (command_count, command_info, command_docs, command_list, command_getkeys, command_help),
+    (command_count, command_info, command_docs, command_list, command_getkeys),
     group="server",
     summary="Returns detailed information about all commands.",
     arity=-1,
     bare=_command_all,
+    help=[
+        "(no subcommand)",
+        "    Return details about all commands.",
+        "COUNT",
+        "    Return the total number of commands.",
+        "GETKEYS <full-command>",
+        "    Return the keys of a command (TASK commands have none).",
+        "DOCS [<command-name> ...]",
+        "    Return documentation details about commands.",
+        "INFO [<command-name> ...]",
+        "    Return details about the given commands (all when none is given).",
+        "LIST [FILTERBY (MODULE <name>|ACLCAT <cat>|PATTERN <pattern>)]",
+        "    Return the names of the commands.",
+    ],
 )
 
 
@@ -487,28 +479,21 @@ def config_rewrite(conn: Connection, args: list[bytes]) -> Any:
     )
 
 
-@command("help", 2, summary="Returns helpful text about the different subcommands.")
-def config_help(conn: Connection, args: list[bytes]) -> Any:
-    return help_reply(
-        "config",
-        [
-            "GET <pattern>",
-            "    Return parameters matching the glob-like <pattern> and their values.",
-            "SET <directive> <value>",
-            "    Set the configuration <directive> to <value>.",
-            "RESETSTAT",
-            "    Reset statistics reported by the INFO command.",
-            "REWRITE",
-            "    Not supported: settings come from the config file and flags.",
-        ],
-    )
-
-
 config_cmd = container(
     "config",
-    (config_get, config_set, config_resetstat, config_rewrite, config_help),
+    (config_get, config_set, config_resetstat, config_rewrite),
     group="server",
     summary="A container for server configuration commands.",
+    help=[
+        "GET <pattern>",
+        "    Return parameters matching the glob-like <pattern> and their values.",
+        "SET <directive> <value>",
+        "    Set the configuration <directive> to <value>.",
+        "RESETSTAT",
+        "    Reset statistics reported by the INFO command.",
+        "REWRITE",
+        "    Not supported: settings come from the config file and flags.",
+    ],
 )
 
 
@@ -548,26 +533,22 @@ _FLUSH_ARGS = (
     ),
 )
 
-flushall = command(
-    "flushall",
-    -1,
-    flags=("write",),
-    group="server",
-    summary="Removes every task of every owner.",
-    arguments=_FLUSH_ARGS,
-    admin=True,
-    categories=("keyspace", "write", "slow", "dangerous"),
-)(_flush)
-flushdb = command(
-    "flushdb",
-    -1,
-    flags=("write",),
-    group="server",
-    summary="Removes every task of every owner (there is one database).",
-    arguments=_FLUSH_ARGS,
-    admin=True,
-    categories=("keyspace", "write", "slow", "dangerous"),
-)(_flush)
+
+def _flush_command(name: str, summary: str) -> Command:
+    return command(
+        name,
+        -1,
+        flags=("write",),
+        group="server",
+        summary=summary,
+        arguments=_FLUSH_ARGS,
+        admin=True,
+        categories=("keyspace", "write", "slow", "dangerous"),
+    )(_flush)
+
+
+flushall = _flush_command("flushall", "Removes every task of every owner.")
+flushdb = _flush_command("flushdb", "Removes every task of every owner (there is one database).")
 
 
 @command(

@@ -14,7 +14,6 @@ from taskstore.server.commands.spec import (
     CommandError,
     command,
     container,
-    help_reply,
     not_integer,
     syntax_error,
 )
@@ -266,11 +265,6 @@ _CLIENT_HELP = [
 ]
 
 
-@command("help", 2, summary="Show helpful text about the different subcommands.")
-def client_help(conn: Connection, args: list[bytes]) -> Any:
-    return help_reply("client", _CLIENT_HELP)
-
-
 @command("id", 2, summary="Returns the unique client ID of the connection.")
 def client_id(conn: Connection, args: list[bytes]) -> Any:
     return conn.id
@@ -500,7 +494,6 @@ def client_no_touch(conn: Connection, args: list[bytes]) -> Any:
 client = container(
     "client",
     (
-        client_help,
         client_id,
         client_setname,
         client_getname,
@@ -514,6 +507,7 @@ client = container(
     ),
     group="connection",
     summary="A container for client connection commands.",
+    help=_CLIENT_HELP,
 )
 
 
@@ -530,24 +524,17 @@ def acl_users(conn: Connection, args: list[bytes]) -> Any:
     return ["default", *sorted(conn.server.config.users)]
 
 
-@command("help", 2, summary="Returns helpful text about the different subcommands.")
-def acl_help(conn: Connection, args: list[bytes]) -> Any:
-    return help_reply(
-        "acl",
-        [
-            "WHOAMI",
-            "    Return the current connection username.",
-            "USERS",
-            "    List all the registered usernames (admin).",
-        ],
-    )
-
-
 acl = container(
     "acl",
-    (acl_whoami, acl_users, acl_help),
+    (acl_whoami, acl_users),
     group="server",
     summary="A container for Access List Control commands.",
+    help=[
+        "WHOAMI",
+        "    Return the current connection username.",
+        "USERS",
+        "    List all the registered usernames (admin).",
+    ],
 )
 
 

@@ -389,9 +389,11 @@ def container(
     admin: bool = False,
     arity: int = -2,
     bare: Handler | None = None,
+    help: list[str] | None = None,
 ) -> Command:
     """A command made of subcommands (CLIENT, CONFIG, COMMAND); ``bare`` answers the command
-    without a subcommand (COMMAND alone), where there is one."""
+    without a subcommand (COMMAND alone), where there is one; ``help`` (two lines per
+    subcommand) becomes its HELP subcommand, in Redis's layout."""
 
     def dispatch(conn: Connection, args: list[bytes]) -> Any:
         if len(args) == 1 and bare is not None:
@@ -420,6 +422,18 @@ def container(
         noauth=noauth,
         admin=admin,
     )
+    if help is not None:
+        lines = help_reply(name, help)
+        subcommands = (
+            *subcommands,
+            Command(
+                "help",
+                2,
+                lambda conn, args: lines,
+                summary="Returns helpful text about the different subcommands.",
+                since="5.0.0",
+            ),
+        )
     for sub in subcommands:
         sub.name = f"{name}|{sub.name}"
         cmd.subcommands[sub.name] = sub

@@ -7,24 +7,39 @@ client. There are no keys to watch: WATCH is accepted and never aborts an EXEC.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from taskstore.protocol import OK
-from taskstore.server.commands.spec import Arg, CommandError, command
+from taskstore.server.commands.spec import Arg, Command, CommandError, Handler, command
 
 if TYPE_CHECKING:
     from taskstore.server.connection import Connection
 
+_FAST = ("noscript", "loading", "stale", "fast", "allow_busy")
 
-@command(
-    "multi",
-    1,
-    flags=("noscript", "loading", "stale", "fast", "allow_busy"),
-    group="transactions",
-    summary="Starts a transaction.",
-    since="1.2.0",
-    categories=("fast", "transaction"),
-)
+
+def _transaction(
+    name: str,
+    arity: int,
+    summary: str,
+    since: str,
+    flags: tuple[str, ...] = _FAST,
+    arguments: tuple[Arg, ...] = (),
+) -> Callable[[Handler], Command]:
+    return command(
+        name,
+        arity,
+        flags=flags,
+        group="transactions",
+        summary=summary,
+        since=since,
+        arguments=arguments,
+        categories=("fast" if "fast" in flags else "slow", "transaction"),
+    )
+
+
+@_transaction("multi", 1, "Starts a transaction.", "1.2.0")
 def multi(conn: Connection, args: list[bytes]) -> Any:
     if conn.multi is not None:
         raise CommandError("ERR MULTI calls can not be nested")
@@ -33,14 +48,12 @@ def multi(conn: Connection, args: list[bytes]) -> Any:
     return OK
 
 
-@command(
+@_transaction(
     "exec",
     1,
-    flags=("noscript", "loading", "stale", "skip_slowlog"),
-    group="transactions",
-    summary="Executes all commands in a transaction.",
-    since="1.2.0",
-    categories=("slow", "transaction"),
+    "Executes all commands in a transaction.",
+    "1.2.0",
+    ("noscript", "loading", "stale", "skip_slowlog"),
 )
 def exec_(conn: Connection, args: list[bytes]) -> Any:
     queued = conn.multi
@@ -58,15 +71,7 @@ def exec_(conn: Connection, args: list[bytes]) -> Any:
         conn.in_exec = False
 
 
-@command(
-    "discard",
-    1,
-    flags=("noscript", "loading", "stale", "fast", "allow_busy"),
-    group="transactions",
-    summary="Discards a transaction.",
-    since="2.0.0",
-    categories=("fast", "transaction"),
-)
+@_transaction("discard", 1, "Discards a transaction.", "2.0.0")
 def discard(conn: Connection, args: list[bytes]) -> Any:
     if conn.multi is None:
         raise CommandError("ERR DISCARD without MULTI")
@@ -75,15 +80,13 @@ def discard(conn: Connection, args: list[bytes]) -> Any:
     return OK
 
 
-@command(
+@_transaction(
     "watch",
     -2,
-    flags=("noscript", "loading", "stale", "fast", "allow_busy"),
-    group="transactions",
-    summary="Accepted for compatibility; there are no keys, so nothing is watched.",
-    since="2.2.0",
-    arguments=(Arg("key", "key", multiple=True),),
-    categories=("fast", "transaction"),
+    "Accepted for compatibility; there are no keys, so nothing is watched.",
+    "2.2.0",
+    _FAST,
+    (Arg("key", "key", multiple=True),),
 )
 def watch(conn: Connection, args: list[bytes]) -> Any:
     if conn.multi is not None:
@@ -91,15 +94,7 @@ def watch(conn: Connection, args: list[bytes]) -> Any:
     return OK
 
 
-@command(
-    "unwatch",
-    1,
-    flags=("noscript", "loading", "stale", "fast", "allow_busy"),
-    group="transactions",
-    summary="Accepted for compatibility.",
-    since="2.2.0",
-    categories=("fast", "transaction"),
-)
+@_transaction("unwatch", 1, "Accepted for compatibility.", "2.2.0")
 def unwatch(conn: Connection, args: list[bytes]) -> Any:
     return OK
 
