@@ -72,6 +72,11 @@ def _string2ll(data: bytes | bytearray) -> int | None:
     return value
 
 
+def _ends_word(line: bytes, i: int) -> bool:
+    """A closing quote must be followed by a space or nothing (sdssplitargs)."""
+    return i >= len(line) or line[i] in b" \n\r\t\x0b\x0c"
+
+
 def split_inline(line: bytes) -> list[bytes] | None:
     """Split an inline command like Redis's sdssplitargs; None on unbalanced quotes."""
     if 0x22 not in line and 0x27 not in line:  # no quotes: plain whitespace split
@@ -86,12 +91,13 @@ def split_inline(line: bytes) -> list[bytes] | None:
         cur = bytearray()
         inq = insq = False
         while True:
-            if inq:
+            if inq or insq:
                 if i >= n:
-                    return None  # unterminated "
+                    return None  # an unterminated quote
                 c = line[i]
                 if (
-                    c == 0x5C  # backslash
+                    inq
+                    and c == 0x5C  # backslash
                     and i + 3 < n
                     and line[i + 1] == 0x78  # 'x'
                     and _ishex(line[i + 2])
@@ -99,29 +105,17 @@ def split_inline(line: bytes) -> list[bytes] | None:
                 ):
                     cur.append(int(line[i + 2 : i + 4], 16))
                     i += 3
-                elif c == 0x5C and i + 1 < n:
+                elif inq and c == 0x5C and i + 1 < n:
                     i += 1
                     c = line[i]
                     cur.append(
                         {0x6E: 0x0A, 0x72: 0x0D, 0x74: 0x09, 0x62: 0x08, 0x61: 0x07}.get(c, c)
                     )
-                elif c == 0x22:
-                    # closing quote must be followed by a space or nothing
-                    if i + 1 < n and line[i + 1] not in b" \n\r\t\x0b\x0c":
-                        return None
-                    i += 1
-                    break
-                else:
-                    cur.append(c)
-            elif insq:
-                if i >= n:
-                    return None  # unterminated '
-                c = line[i]
-                if c == 0x5C and i + 1 < n and line[i + 1] == 0x27:
+                elif insq and c == 0x5C and i + 1 < n and line[i + 1] == 0x27:
                     i += 1
                     cur.append(0x27)
-                elif c == 0x27:
-                    if i + 1 < n and line[i + 1] not in b" \n\r\t\x0b\x0c":
+                elif c == (0x22 if inq else 0x27):  # the closing quote
+                    if not _ends_word(line, i + 1):
                         return None
                     i += 1
                     break
@@ -276,18 +270,10 @@ class RequestReader:
         for the check) into ``_ready``; False, with nothing changed, for anything else."""
         if _large_header(data, 0, len(data)) >= 0:
             return False
-        hi = self._hi
-        if hi is None:
-            hi = self._hi = hiredis.Reader()
-        hi.feed(data)
-        gets = hi.gets
-        cmds: list[list[bytes]] = []
-        append = cmds.append
         try:
-            while (cmd := gets()) is not False:
-                append(cmd)
+            cmds, partial = self._hiredis(data, 0, len(data))
             ok = (
-                not hi.has_data()
+                not partial
                 and _canonical(cmds, data)
                 and (len(data) <= self.limits.proto_max_bulk_len or not self._over_max_bulk(cmds))
             )
@@ -303,6 +289,23 @@ class RequestReader:
         else:
             self._ready = cmds
         return True
+
+    def _hiredis(
+        self, data: bytes | bytearray, start: int, length: int
+    ) -> tuple[list[list[bytes]], bool]:
+        """Give hiredis ``length`` bytes of ``data`` from ``start``: every request it
+        completes, and whether it holds part of another (it raises hiredis.ProtocolError on
+        what it cannot read)."""
+        hi = self._hi
+        if hi is None:
+            hi = self._hi = hiredis.Reader()
+        hi.feed(data, start, length)  # type: ignore[arg-type]  # any buffer works
+        gets = hi.gets
+        cmds: list[list[bytes]] = []
+        append = cmds.append
+        while (cmd := gets()) is not False:
+            append(cmd)
+        return cmds, hi.has_data()
 
     @property
     def buffered(self) -> int:
@@ -387,22 +390,13 @@ class RequestReader:
             end = large
             if end == pos:
                 return False
-        hi = self._hi
-        if hi is None:
-            hi = self._hi = hiredis.Reader()
-        hi.feed(buf, pos, end - pos)  # type: ignore[arg-type]  # any buffer works
-        gets = hi.gets
-        cmds: list[list[bytes]] = []
-        append = cmds.append
         try:
-            while (cmd := gets()) is not False:
-                append(cmd)
+            cmds, partial = self._hiredis(buf, pos, end - pos)
             packed = b"".join(map(_pack, map(tuple, cmds)))
         except (hiredis.ProtocolError, TypeError):
             self._hi = None
             return False
         tail = pos + len(packed)
-        partial = hi.has_data()
         if partial:
             self._hi = None  # it holds part of a request: start afresh next time
         if (
