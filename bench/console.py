@@ -1,11 +1,13 @@
 """What the browser console costs the server (docs/console.md, "What it costs").
 
     python bench/console.py                      # about 3 minutes on 2 cores
-    python bench/console.py --baseline c6c35c3   # also the -P 16 rows of the code before it
+    python bench/console.py --baseline c6c35c3   # also the -P 16 rows without the console
 
 Part A, the console off: nothing of it is imported or registered (checked in a subprocess), and
 redis-benchmark -P 16 (TASK.GET, TASK.CREATE) costs the server the same CPU per operation as
-the code at ``--baseline`` (extracted with ``git archive``, run from a temporary directory).
+the same commit without the console: ``git archive HEAD`` twice into temporary directories,
+and in the second the files the console changed (server/app.py, cli.py, config.py) taken as
+they were at ``--baseline`` (the commit before the console) and taskstore/console removed.
 
 Part B, a page watching: ``taskstore-server`` (a process of its own) takes 1,000 TASK.UPDATEs
 a second from redis-py for ``--seconds``, over 100 tasks of the anonymous owner; its CPU
@@ -24,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -149,6 +152,30 @@ PROBE = textwrap.dedent(
 )
 
 
+#: What the console changed outside its own package.
+CONSOLE_EDITS = ("server/app.py", "server/cli.py", "server/config.py")
+
+
+def _extract(into: Path, baseline: str | None) -> Path:
+    """``src`` of HEAD under ``into``; with ``baseline``, without the console (see above)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "HEAD", "src"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    src = into / "src"
+    if baseline:
+        for name in CONSOLE_EDITS:
+            old = subprocess.run(
+                ["git", "-C", str(ROOT), "show", f"{baseline}:src/taskstore/{name}"],
+                capture_output=True,
+                check=True,
+            )
+            (src / "taskstore" / name).write_bytes(old.stdout)
+        shutil.rmtree(src / "taskstore" / "console")
+    return src
+
+
 def import_time_us(src: Path) -> int:
     """Cumulative import time of taskstore.server.cli (the CLI's start), in microseconds."""
     best = None
@@ -160,7 +187,7 @@ def import_time_us(src: Path) -> int:
             env=dict(os.environ, PYTHONPATH=str(src)),
             check=True,
         )
-        assert "aiohttp" not in res.stderr or src != ROOT / "src"
+        assert "aiohttp" not in res.stderr
         for line in res.stderr.splitlines():
             m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| taskstore\.server\.cli$", line)
             if m:
@@ -170,8 +197,8 @@ def import_time_us(src: Path) -> int:
     return best
 
 
-def part_a(baseline: str | None, rounds: int) -> dict[str, object]:
-    src = ROOT / "src"
+def part_a(trees: dict[str, Path], rounds: int) -> dict[str, object]:
+    src = trees["with console code"]
     res = subprocess.run(
         [sys.executable, "-c", PROBE],
         capture_output=True,
@@ -180,41 +207,28 @@ def part_a(baseline: str | None, rounds: int) -> dict[str, object]:
         check=True,
     )
     out: dict[str, object] = {"probe": json.loads(res.stdout)}
-    trees = {"current": src}
-    tmp = None
-    if baseline:
-        tmp = tempfile.TemporaryDirectory(prefix="taskstore-baseline-")
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", baseline, "src"], capture_output=True, check=True
-        )
-        subprocess.run(["tar", "-x", "-C", tmp.name], input=archive.stdout, check=True)
-        trees["baseline"] = Path(tmp.name) / "src"
     out["import_time_us"] = {name: import_time_us(tree) for name, tree in trees.items()}
     rows: dict[str, dict[str, list[float]]] = {}
-    try:
-        for _ in range(rounds):
-            for name, tree in trees.items():
-                server = ServerProc(tree, "--max-tasks-per-owner", "0")
-                try:
-                    with redis.Redis(port=server.port) as client:
-                        client.execute_command("TASK.CREATE", "tools/call", "ID", "bench-get")
-                    for label, test, n in (
-                        ("TASK.GET", ["TASK.GET", "bench-get"], 400_000),
-                        ("TASK.CREATE", ["TASK.CREATE", "tools/call"], 200_000),
-                    ):
-                        t0 = server.ticks()
-                        result = redis_benchmark(server.port, test, n=n, pipeline=16)
-                        used = (server.ticks() - t0) / CLK_TCK
-                        if not result.ok:
-                            raise RuntimeError(f"{name} {label}: {result.error_lines}")
-                        row = rows.setdefault(f"{label} -P 16 {name}", {"us": [], "rps": []})
-                        row["us"].append(used / n * 1e6)
-                        row["rps"].append(result.rps or 0.0)
-                finally:
-                    server.stop()
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+    for _ in range(rounds):
+        for name, tree in trees.items():
+            server = ServerProc(tree, "--max-tasks-per-owner", "0")
+            try:
+                with redis.Redis(port=server.port) as client:
+                    client.execute_command("TASK.CREATE", "tools/call", "ID", "bench-get")
+                for label, test, n in (
+                    ("TASK.GET", ["TASK.GET", "bench-get"], 400_000),
+                    ("TASK.CREATE", ["TASK.CREATE", "tools/call"], 200_000),
+                ):
+                    t0 = server.ticks()
+                    result = redis_benchmark(server.port, test, n=n, pipeline=16)
+                    used = (server.ticks() - t0) / CLK_TCK
+                    if not result.ok:
+                        raise RuntimeError(f"{name} {label}: {result.error_lines}")
+                    row = rows.setdefault(f"{label} -P 16 {name}", {"us": [], "rps": []})
+                    row["us"].append(used / n * 1e6)
+                    row["rps"].append(result.rps or 0.0)
+            finally:
+                server.stop()
     out["benchmark"] = {
         key: {
             "server_cpu_us_per_op": round(statistics.median(v["us"]), 3),
@@ -291,15 +305,15 @@ def open_page(browser) -> None:
     browser.wait(lambda: len(browser.rows()) == 50, 10, "the page lists tasks")
 
 
-def part_b(seconds: float, rate: int, rounds: int) -> dict[str, object]:
+def part_b(src: Path, seconds: float, rate: int, rounds: int) -> dict[str, object]:
     from console.browser import Browser, missing
 
     reason = missing()
     if reason:
         raise SystemExit(reason)
     console_port = free_port()
-    off = ServerProc(ROOT / "src", "--max-tasks-per-owner", "0")
-    on = ServerProc(ROOT / "src", "--max-tasks-per-owner", "0", "--console-port", str(console_port))
+    off = ServerProc(src, "--max-tasks-per-owner", "0")
+    on = ServerProc(src, "--max-tasks-per-owner", "0", "--console-port", str(console_port))
     runs: dict[str, list[dict]] = {"console off": [], "console on, no page": [], "page open": []}
     try:
         for server in (off, on):
@@ -388,8 +402,12 @@ def main() -> int:
     parser.add_argument("--baseline", help="git revision to compare part A with")
     parser.add_argument("--json", help="also write every number to this file")
     args = parser.parse_args()
-    a = part_a(args.baseline, args.rounds)
-    b = part_b(args.seconds, args.rate, args.rounds)
+    with tempfile.TemporaryDirectory(prefix="taskstore-console-bench-") as tmp:
+        trees = {"with console code": _extract(Path(tmp) / "current", None)}
+        if args.baseline:
+            trees["without"] = _extract(Path(tmp) / "baseline", args.baseline)
+        a = part_a(trees, args.rounds)
+        b = part_b(trees["with console code"], args.seconds, args.rate, args.rounds)
     print(report(a, b, args))
     if args.json:
         Path(args.json).write_text(json.dumps({"a": a, "b": b}, indent=2) + "\n")
