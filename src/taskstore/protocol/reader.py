@@ -427,11 +427,8 @@ class RequestReader:
         unauth = self.unauthenticated
         args = self._args
         if args is None:
-            nl = _find_c(buf, b"\r", pos)
+            nl = self._line(b"\r", pos, "mbulk count string")
             if nl < 0:
-                if len(buf) - pos > INLINE_MAX_SIZE:
-                    raise ProtocolError("ERR Protocol error: too big mbulk count string")
-                self._need = len(buf) + 1
                 return None
             if nl + 1 >= len(buf):  # wait for the \n
                 self._need = nl + 2
@@ -455,12 +452,12 @@ class RequestReader:
             if p >= len(buf):
                 self._need = p + 1
                 return None
-            nl = _find_c(buf, b"\r", p)
+            try:
+                nl = self._line(b"\r", p, "bulk count string")
+            except ProtocolError:
+                self._args = None
+                raise
             if nl < 0:
-                if len(buf) - p > INLINE_MAX_SIZE:
-                    self._args = None
-                    raise ProtocolError("ERR Protocol error: too big bulk count string")
-                self._need = len(buf) + 1
                 return None
             if nl + 1 >= len(buf):
                 self._need = nl + 2
@@ -484,14 +481,22 @@ class RequestReader:
         self._pos = p
         return args
 
+    def _line(self, end: bytes, pos: int, what: str) -> int:
+        """Where the line from ``pos`` ends (at ``end``), or -1 until it has arrived; a line
+        longer than Redis's PROTO_INLINE_MAX_SIZE is its "too big <what>" error."""
+        buf = self._buf
+        nl = _find_c(buf, end, pos)
+        if nl < 0:
+            if len(buf) - pos > INLINE_MAX_SIZE:
+                raise ProtocolError(f"ERR Protocol error: too big {what}")
+            self._need = len(buf) + 1
+        return nl
+
     def _inline(self) -> list[bytes] | None:
         buf = self._buf
         pos = self._pos
-        nl = _find_c(buf, b"\n", pos)
+        nl = self._line(b"\n", pos, "inline request")
         if nl < 0:
-            if len(buf) - pos > INLINE_MAX_SIZE:
-                raise ProtocolError("ERR Protocol error: too big inline request")
-            self._need = len(buf) + 1
             return None
         line_end = nl - 1 if nl > pos and buf[nl - 1] == 0x0D else nl
         args = split_inline(bytes(buf[pos:line_end]))
