@@ -268,7 +268,7 @@ class Connection(ClientState, asyncio.Protocol):
     def send(self, transport: asyncio.Transport, out: list[bytes]) -> None:
         """Write the replies, then close if a command ended the connection."""
         if out:
-            transport.write(b"".join(out))
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
         if self.closing:
             self.close_after_reply(transport)
 
