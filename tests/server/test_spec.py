@@ -4,8 +4,10 @@ trees COMMAND DOCS shows, so each rule here is a rule of the documented grammar.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from taskstore.server.commands import TABLE
+from taskstore.server.commands import TABLE, tasks
 from taskstore.server.commands.spec import Arg, CommandError, Grammar
 
 
@@ -44,7 +46,7 @@ def test_words_are_split_before_any_is_converted() -> None:
     # "x" is no integer, but the unknown option after it is reported first
     with pytest.raises(CommandError, match="syntax error"):
         OPTS.parse(words("t1", "TTL", "x", "BOGUS"))
-    values = OPTS.parse(words("t1", "TTL", "x"), convert=False)
+    values = OPTS.split(words("t1", "TTL", "x"))
     assert values == [b"t1", b"x", None, None]  # unconverted words
     with pytest.raises(ValueError):
         OPTS.convert(values)
@@ -116,9 +118,12 @@ def test_a_oneof_of_a_block_and_an_option() -> None:
 
 
 def test_plain_requests_skip_the_parser_only_when_every_positional_is_one_word() -> None:
-    assert OPTS.plain_words() == 2
-    assert PAIRS.plain_words() == -1
-    assert CHANGE.plain_words() == -1
+    words, converters, check = OPTS.plain()
+    assert (words, len(converters), check) == (2, 1, -1)
+    assert PAIRS.plain()[0] == -1  # a repeated block
+    # TASK.UPDATE's shape: <id> [status], the status one word that must not be MESSAGE
+    words, converters, check = CHANGE.plain()
+    assert (words, check) == (3, 2)
 
 
 def test_every_task_command_is_parsed_by_its_documented_arguments() -> None:
@@ -130,4 +135,65 @@ def test_every_task_command_is_parsed_by_its_documented_arguments() -> None:
         if name == b"task.version":
             continue  # no OWNER: the connection's own setting
         assert cmd.arguments[-1].token == "OWNER", name
-        assert cmd.handler.__qualname__.startswith("task_command."), name
+        # made by task_command from these arguments: its grammar is theirs
+        assert cmd.grammar is not None, name
+        assert cmd.handler.__module__ == "taskstore.server.commands.tasks", name
+        documented = [a.docs() for a in cmd.arguments]
+        assert [a.docs() for a in (*cmd.grammar.positional, *_options(cmd))] == documented
+
+
+def _options(cmd: object) -> list[Arg]:
+    """The top-level token arguments, in documented order."""
+    return [a for a in cmd.arguments if a.token is not None]  # type: ignore[attr-defined]
+
+
+class _Conn:
+    """What a TASK command's parser asks of its connection."""
+
+    def __init__(self, admin: bool) -> None:
+        self.is_admin = admin
+
+    def task_owner(self) -> str:
+        return "me"
+
+    def impersonate(self, owner: str) -> str:
+        if owner == "nobody":
+            raise CommandError("NOPERM User u has no permissions to act as another owner")
+        return "as:" + owner
+
+
+_VOCABULARY = [
+    b"t1", b"x", b"working", b"Completed", b"60000", b"-1", b"NONE", b"{}", b"\xff", b"",
+    b"nobody", b"someone", b"TTL", b"ttl", b"ID", b"POLLINTERVAL", b"MESSAGE", b"message",
+    b"OWNER", b"owner", b"ANY", b"REQUEST", b"BLOCK", b"STATUS", b"CURSOR", b"LIMIT", b"BOGUS",
+]  # fmt: skip
+
+
+def _outcome(handler: object, conn: _Conn, words: list[bytes]) -> object:
+    try:
+        return handler(conn, words)  # type: ignore[operator]
+    except Exception as e:  # the error is the outcome compared
+        return (type(e).__name__, str(e))
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_the_parser_written_out_for_a_command_is_the_grammar(data: st.DataObject) -> None:
+    """Each TASK command whose grammar is single words and options gets its parser written
+    out as Python (tasks._specialized); on any words it must do what the generic parser
+    (Grammar.split, then the owner, the conversions and the call) does."""
+    specialized = {name: cmd for name, cmd in TABLE.items() if cmd.grammar is not None}
+    name = data.draw(st.sampled_from(sorted(specialized)))
+    cmd = specialized[name]
+    grammar = cmd.grammar
+    assert grammar is not None
+    owner_slot = len(grammar.slots) - 1
+    every_owner = name == b"task.cleanup"
+    calls = lambda conn, *values: values  # noqa: E731  # the handler: what it was given
+    written = tasks._specialized(name.decode(), grammar, calls, owner_slot, every_owner)
+    if written is None:
+        return  # repeated arguments: the generic parser is the only one
+    generic = tasks._generic(grammar, calls, owner_slot, every_owner)
+    words = [name.upper(), *data.draw(st.lists(st.sampled_from(_VOCABULARY), max_size=7))]
+    conn = _Conn(admin=data.draw(st.booleans()))
+    assert _outcome(written, conn, words) == _outcome(generic, conn, words), words

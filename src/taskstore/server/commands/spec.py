@@ -104,7 +104,16 @@ class Grammar:
     caller's owner in between).
     """
 
-    __slots__ = ("converters", "ends", "options", "positional", "slots", "tokens")
+    __slots__ = (
+        "converters",
+        "ends",
+        "lead",
+        "options",
+        "positional",
+        "slots",
+        "steps",
+        "tokens",
+    )
 
     def __init__(
         self,
@@ -116,7 +125,8 @@ class Grammar:
         that end repeated positionals besides the option tokens (reserved words)."""
         self.slots: list[str] = []
         self.positional: list[Arg] = []
-        self.options: dict[bytes, tuple[Arg, int]] = {}
+        #: TOKEN -> (slot, whether a value follows the token)
+        self.options: dict[bytes, tuple[int, bool]] = {}
         converters: dict[int, Word] = {}
         for arg in arguments:
             if arg.token is None:
@@ -125,26 +135,28 @@ class Grammar:
         self.tokens = frozenset(self.options)
         self.ends = self.tokens | stops
         self.converters = sorted(converters.items())
+        self.steps = self._compile(self.positional)
+        steps = self.steps
+        required_words = all(kind == _WORD and not opt for kind, _, opt, _ in steps)
+        in_order = [slot for _, slot, _, _ in steps] == list(range(len(steps)))
+        self.lead = len(steps) if required_words and in_order else 0
 
-    def plain_words(self) -> int:
-        """How many words (name included) a request has that gives every positional argument
-        and no option, when each positional is one required word; else -1."""
-        for arg in self.positional:
-            if arg.optional or arg.multiple or arg.type == "block":
-                return -1
-            if arg.type == "oneof" and not _tokens_only(arg):
-                return -1
-        return 1 + len(self.positional)
-
-    def plain_converters(self) -> list[Word]:
-        """The converters of the positional arguments, in order (for ``plain_words``)."""
-        out: list[Word] = []
-        if self.plain_words() < 0:
-            return out
-        for arg in self.positional:
-            found = dict(self.converters).get(self.slots.index(arg.slot_name))
-            out.append(found if found is not None else bytes)
-        return out
+    def plain(self) -> tuple[int, list[Word], int]:
+        """The form that skips the parser: every positional argument one word, in the first
+        slots, no option. Returns how many words it has (name included; -1 when the grammar
+        has no such form), their converters, and the index of the one optional word that
+        must not be an option name (-1 for none)."""
+        steps = self.steps
+        if any(kind != _WORD for kind, _, _, _ in steps):
+            return -1, [], -1
+        if [slot for _, slot, _, _ in steps] != list(range(len(steps))):
+            return -1, [], -1
+        optional = [k + 1 for k, (_, _, opt, _) in enumerate(steps) if opt]
+        if len(optional) > 1:
+            return -1, [], -1
+        found = dict(self.converters)
+        converters = [found.get(slot, bytes) for slot in range(len(steps))]
+        return 1 + len(steps), converters, optional[0] if optional else -1
 
     def _slot(self, arg: Arg) -> int:
         name = arg.slot_name
@@ -157,7 +169,7 @@ class Grammar:
         if arg.token is not None:
             if arg.type == "block":
                 raise TypeError(f"{arg.name}: a block option is not part of this grammar")
-            self.options[arg.token.upper().encode()] = (arg, self._slot(arg))
+            self.options[arg.token.upper().encode()] = (self._slot(arg), arg.type != "pure-token")
             if arg.type != "pure-token":
                 self._convert(arg, converters, default)
             return
@@ -183,18 +195,31 @@ class Grammar:
         if word is not None and not arg.multiple:
             converters[slot] = word
 
-    def parse(self, words: list[bytes], *, convert: bool = True) -> list[Any]:
-        """The slots of ``words`` (name first, as the client sent them)."""
+    def parse(self, words: list[bytes]) -> list[Any]:
+        """The slots of ``words`` (name first, as the client sent them), converted."""
+        values = self.split(words)
+        self.convert(values)
+        return values
+
+    def split(self, words: list[bytes]) -> list[Any]:
+        """The slots of ``words`` as words, not converted yet (a syntax error first)."""
         values: list[Any] = [None] * len(self.slots)
-        i = self._positional(self.positional, words, 1, values)
+        lead = self.lead
+        if lead:  # the positionals are that many required words, in the first slots
+            values[:lead] = words[1 : lead + 1]
+            i = lead + 1
+            if i > len(words):
+                raise syntax_error()
+        else:
+            i = self._run(self.steps, words, 1, values)
         n = len(words)
         options = self.options
         while i < n:
             found = options.get(words[i].upper())
             if found is None:
                 raise syntax_error()
-            arg, slot = found
-            if arg.type == "pure-token":
+            slot, takes_value = found
+            if not takes_value:
                 values[slot] = True
                 i += 1
             elif i + 1 < n:
@@ -202,8 +227,6 @@ class Grammar:
                 i += 2
             else:
                 raise syntax_error()
-        if convert:
-            self.convert(values)
         return values
 
     def convert(self, values: list[Any]) -> None:
@@ -212,53 +235,92 @@ class Grammar:
             if raw is not None:
                 values[slot] = word(raw)
 
-    def _positional(self, args: Iterable[Arg], words: list[bytes], i: int, out: list[Any]) -> int:
-        n = len(words)
+    def _compile(self, args: Iterable[Arg]) -> list[_Step]:
+        """The positional arguments as steps the parser runs (slots looked up once)."""
+        steps: list[_Step] = []
         for arg in args:
             if arg.token is not None:
                 continue  # an option: anywhere after the positionals
-            here = i < n and (not arg.optional or words[i].upper() not in self.ends)
-            if arg.type == "block":
-                if arg.multiple:
-                    i = self._repeated(arg, words, i, out)
-                elif here:
-                    i = self._positional(arg.arguments, words, i, out)
+            if arg.type == "block" and arg.multiple:
+                converters = tuple(part.value for part in arg.arguments)
+                extra: Any = (len(arg.arguments), converters, arg.incomplete)
+                steps.append((_REPEAT, self.slots.index(arg.slot_name), arg.optional, extra))
+            elif arg.type == "block":
+                steps.append(_group(arg.optional, self._compile(arg.arguments)))
             elif arg.type == "oneof" and not _tokens_only(arg):
                 # alternatives led by a token are options; the word starts the other one,
                 # unless it is an option token (then this argument is absent: the handler
                 # says what is missing)
-                if i < n and words[i].upper() not in self.ends:
-                    i = self._positional(arg.arguments, words, i, out)
+                steps.append(_group(True, self._compile(arg.arguments)))
             elif arg.multiple:
+                steps.append((_MANY, self.slots.index(arg.slot_name), arg.optional, None))
+            else:
+                steps.append((_WORD, self.slots.index(arg.slot_name), arg.optional, None))
+        return steps
+
+    def _run(self, steps: list[_Step], words: list[bytes], i: int, out: list[Any]) -> int:
+        n = len(words)
+        ends = self.ends
+        for kind, slot, optional, extra in steps:
+            here = i < n and (not optional or words[i].upper() not in ends)
+            if kind == _WORD:
+                if here:
+                    out[slot] = words[i]
+                    i += 1
+                elif not optional:
+                    raise syntax_error()
+            elif kind == _GROUP:
+                if here:
+                    i = self._run(extra, words, i, out)
+            elif kind == _REPEAT:
+                i = self._repeated(slot, extra, words, i, out)
+            else:  # _MANY
                 taken: list[bytes] = []
-                while i < n and (not taken or words[i].upper() not in self.ends):
+                while i < n and (not taken or words[i].upper() not in ends):
                     taken.append(words[i])
                     i += 1
-                out[self.slots.index(arg.slot_name)] = taken or None
-            elif here:
-                out[self.slots.index(arg.slot_name)] = words[i]
-                i += 1
-            elif not arg.optional:
-                raise syntax_error()
+                out[slot] = taken or None
         return i
 
-    def _repeated(self, arg: Arg, words: list[bytes], i: int, out: list[Any]) -> int:
-        """``arg`` (a block of plain words) as many times as it stands before the options;
-        none at all is left to the handler to refuse, in its own words."""
-        size = len(arg.arguments)
-        converters = [part.value for part in arg.arguments]
+    def _repeated(
+        self,
+        slot: int,
+        extra: tuple[int, tuple[Word | None, ...], str],
+        words: list[bytes],
+        i: int,
+        out: list[Any],
+    ) -> int:
+        """A block of plain words as many times as it stands before the options; none at
+        all is left to the handler to refuse, in its own words."""
+        size, converters, incomplete = extra
         groups: list[tuple[Any, ...]] = []
         n = len(words)
-        while i < n and words[i].upper() not in self.ends:
+        ends = self.ends
+        while i < n and words[i].upper() not in ends:
             if i + size > n:
-                raise CommandError(arg.incomplete)
+                raise CommandError(incomplete)
             group = words[i : i + size]
             groups.append(
                 tuple(w if c is None else c(w) for c, w in zip(converters, group, strict=True))
             )
             i += size
-        out[self.slots.index(arg.slot_name)] = groups
+        out[slot] = groups
         return i
+
+
+# A compiled positional argument: (kind, slot, optional, extra).
+_Step = tuple[int, int, bool, Any]
+_WORD, _GROUP, _REPEAT, _MANY = range(4)
+#: the kind of a step that is one word (for parsers written out per command)
+WORD_STEP = _WORD
+
+
+def _group(optional: bool, steps: list[_Step]) -> _Step:
+    """Steps taken together, or none of them; a group of one word is that word."""
+    if len(steps) == 1 and steps[0][0] == _WORD:
+        _, slot, inner_optional, _ = steps[0]
+        return (_WORD, slot, optional or inner_optional, None)
+    return (_GROUP, -1, optional, steps)
 
 
 def _tokens_only(arg: Arg) -> bool:
@@ -296,6 +358,8 @@ class Command:
     categories: tuple[str, ...] = ()
     no_multi: bool = False  # refused inside MULTI, as Redis refuses it
     subcommands: dict[str, Command] = field(default_factory=dict)
+    #: the parser made from ``arguments`` (TASK commands), for introspection and tests
+    grammar: Grammar | None = None
     # derived from arity once, for the dispatch loop: len(args) must be in this range
     min_args: int = 0
     max_args: int = 0

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from taskstore.protocol import OK
 from taskstore.server.blocking import ANSWERS, RESULT_ANY, answers_reply, result_reply
-from taskstore.server.commands.spec import Arg, Command, CommandError, Grammar, Word
+from taskstore.server.commands.spec import (
+    WORD_STEP,
+    Arg,
+    Command,
+    CommandError,
+    Grammar,
+    Handler,
+    Word,
+    syntax_error,
+)
 from taskstore.server.config import MCP_VERSIONS
 from taskstore.store import (
     InvalidArgument,
@@ -154,32 +163,52 @@ def task_command(
     categories = tuple(_CATEGORIES[f] for f in flags if f in _CATEGORIES)
     categories += ("fast",) if "fast" in flags else ("slow",)
     # Requests that name every positional argument and no option skip the parser: one
-    # word each, converted in place (TASK.GET <id>, TASK.CREATE <method>, ...).
-    plain = -1 if every_owner else grammar.plain_words()
+    # word each, converted in place (TASK.GET <id>, TASK.CREATE <method>, TASK.UPDATE <id>
+    # <status>, ...).
+    plain, simple, check = grammar.plain()
+    if every_owner:
+        plain = -1
+    ends = grammar.ends
 
     def spec(fn: Callable[..., Any]) -> Command:
-        def run(conn: Connection, words: list[bytes]) -> Any:
-            if len(words) == plain:
-                if plain == 2:
-                    return fn(conn, conn.task_owner(), first(words[1]))
-                me = conn.task_owner()
-                return fn(conn, me, *[c(w) for c, w in zip(simple, words[1:], strict=True)])
-            values = grammar.parse(words, convert=False)
-            raw = values[owner_slot]
-            owner: str | None
-            if raw is not None:
-                owner = conn.impersonate(_text(raw))
-            elif every_owner and conn.is_admin:
-                conn.task_owner()  # anonymous-access check, as for every TASK command
-                owner = None
-            else:
-                owner = conn.task_owner()
-            grammar.convert(values)
-            values.pop()
-            return fn(conn, owner, *values)
+        parsed = _specialized(name, grammar, fn, owner_slot, every_owner) or _generic(
+            grammar, fn, owner_slot, every_owner
+        )
 
-        simple = grammar.plain_converters()
-        first = simple[0] if simple else _text
+        # the plain form, one function per word count (the owner is resolved before any
+        # word is converted, as in the parsed form)
+        run: Handler = parsed
+        if plain == 1:
+
+            def run(conn: Connection, words: list[bytes]) -> Any:
+                if len(words) == 1:
+                    return fn(conn, conn.task_owner())
+                return parsed(conn, words)
+
+        elif plain == 2:
+            (c1,) = simple
+
+            def run(conn: Connection, words: list[bytes]) -> Any:
+                if len(words) == 2:
+                    return fn(conn, conn.task_owner(), c1(words[1]))
+                return parsed(conn, words)
+
+        elif plain == 3:
+            c1, c2 = simple
+
+            def run(conn: Connection, words: list[bytes]) -> Any:
+                if len(words) == 3 and (check < 0 or words[check].upper() not in ends):
+                    return fn(conn, conn.task_owner(), c1(words[1]), c2(words[2]))
+                return parsed(conn, words)
+
+        elif plain > 3:
+
+            def run(conn: Connection, words: list[bytes]) -> Any:
+                if len(words) == plain and (check < 0 or words[check].upper() not in ends):
+                    owner = conn.task_owner()
+                    return fn(conn, owner, *[c(w) for c, w in zip(simple, words[1:], strict=True)])
+                return parsed(conn, words)
+
         return Command(
             name,
             arity,
@@ -191,9 +220,112 @@ def task_command(
             complexity,
             (*arguments, _OWNER),
             categories=categories,
+            grammar=grammar,
         )
 
     return spec
+
+
+def _generic(
+    grammar: Grammar, fn: Callable[..., Any], owner_slot: int, every_owner: bool
+) -> Handler:
+    """The parser of any grammar: ``Grammar.split``, the owner, the conversions, the call."""
+    split = grammar.split
+    converters = [(slot, word) for slot, word in grammar.converters if slot != owner_slot]
+
+    def parsed(conn: Connection, words: list[bytes]) -> Any:
+        values = split(words)
+        raw = values[owner_slot]
+        owner: str | None
+        if raw is not None:
+            owner = conn.impersonate(_text(raw))
+        elif every_owner and conn.is_admin:
+            conn.task_owner()  # the anonymous-access check, as for every TASK command
+            owner = None
+        else:
+            owner = conn.task_owner()
+        values.pop()
+        for slot, word in converters:
+            raw = values[slot]
+            if raw is not None:
+                values[slot] = word(raw)
+        return fn(conn, owner, *values)
+
+    return parsed
+
+
+def _specialized(
+    name: str, grammar: Grammar, fn: Callable[..., Any], owner_slot: int, every_owner: bool
+) -> Handler | None:
+    """The parser of a grammar made of single words and options, written out as Python for
+    this command (as dataclasses writes ``__init__``): the same steps as ``Grammar.split``,
+    the owner, the conversions and the call, without a loop over the spec at run time.
+    None for grammars with repeated or grouped arguments (the generic path serves them)."""
+    steps = grammar.steps
+    if any(kind != WORD_STEP for kind, _, _, _ in steps):
+        return None
+    slots = range(len(grammar.slots))
+    lines = [
+        "def parsed(conn, words):",
+        "    n = len(words)",
+        "    " + " = ".join(f"v{k}" for k in slots) + " = None",
+        "    i = 1",
+    ]
+    for _, slot, optional, _ in steps:
+        if optional:
+            lines += [
+                "    if i < n and words[i].upper() not in ends:",
+                f"        v{slot} = words[i]",
+                "        i += 1",
+            ]
+        else:
+            lines += [
+                "    if i >= n:",
+                "        raise syntax_error()",
+                f"    v{slot} = words[i]",
+                "    i += 1",
+            ]
+    lines += ["    while i < n:", "        t = words[i].upper()"]
+    for k, (token, (slot, takes_value)) in enumerate(grammar.options.items()):
+        lines.append(f"        {'if' if k == 0 else 'elif'} t == {token!r}:")
+        if takes_value:
+            lines += [
+                "            if i + 1 >= n:",
+                "                raise syntax_error()",
+                f"            v{slot} = words[i + 1]",
+                "            i += 2",
+            ]
+        else:
+            lines += [f"            v{slot} = True", "            i += 1"]
+    lines += ["        else:", "            raise syntax_error()"]
+    lines += [
+        f"    if v{owner_slot} is not None:",
+        f"        owner = impersonate(conn, v{owner_slot})",
+    ]
+    if every_owner:
+        lines += [
+            "    elif conn.is_admin:",
+            "        conn.task_owner()  # the anonymous-access check",
+            "        owner = None",
+        ]
+    lines += ["    else:", "        owner = conn.task_owner()"]
+    converters = dict(grammar.converters)
+    for slot in slots:
+        if slot != owner_slot and slot in converters:
+            lines += [f"    if v{slot} is not None:", f"        v{slot} = c{slot}(v{slot})"]
+    args = ", ".join(f"v{k}" for k in slots if k != owner_slot)
+    lines.append(f"    return fn(conn, owner{', ' if args else ''}{args})")
+    namespace: dict[str, Any] = {
+        "__name__": __name__,
+        "ends": grammar.ends,
+        "fn": fn,
+        "impersonate": lambda conn, raw: conn.impersonate(_text(raw)),
+        "syntax_error": syntax_error,
+        **{f"c{slot}": word for slot, word in converters.items()},
+    }
+    exec(compile("\n".join(lines), f"<{name} parser>", "exec"), namespace)
+    handler: Handler = namespace["parsed"]
+    return handler
 
 
 def _task(ctx: TaskContext, record: TaskRecord) -> bytes:
