@@ -206,10 +206,10 @@ class Grammar:
         values: list[Any] = [None] * len(self.slots)
         lead = self.lead
         if lead:  # the positionals are that many required words, in the first slots
-            values[:lead] = words[1 : lead + 1]
             i = lead + 1
             if i > len(words):
                 raise syntax_error()
+            values[:lead] = words[1:i]
         else:
             i = self._run(self.steps, words, 1, values)
         n = len(words)
