@@ -32,10 +32,12 @@ if TYPE_CHECKING:
 
 __all__ = ["FLUSH_S", "STATS_S", "STREAM_BACKLOG_BYTES", "Feed", "Stream", "sse"]
 
-#: Changes are gathered this long before they go out (the page shows them within it; the
-#: issue asks for a second). 100 ms cost a page watching 1,000 changes a second about 0.5 %
-#: of a CPU (every task of the owner sent ten times a second); 250 ms about a fifth of that.
-FLUSH_S = 0.25
+#: Changes are gathered this long before they go out (the page shows them within it, well
+#: inside the second a change may take to appear). Each flush costs the server about half a
+#: millisecond with 100 changed tasks (their summaries, the frame, its write): at 1,000
+#: changes a second over 100 tasks, flushing every 250 ms added ~14 % to the server's CPU,
+#: every second ~0 (bench/console.py); 500 ms halves the 250 ms figure.
+FLUSH_S = 0.5
 #: One server-stats sample this often while a stream is open.
 STATS_S = 1.0
 #: A page that does not read its stream is cut off once this much waits for it; the

@@ -427,7 +427,7 @@ class Console:
     # -- the live feed -----------------------------------------------------------------------
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        """Server-sent events: ``hello``, ``counts``, ``tasks`` (changes, every 250 ms at
+        """Server-sent events: ``hello``, ``counts``, ``tasks`` (changes, every 500 ms at
         most), ``stats`` (every second), ``reset`` (reload the list)."""
         try:
             identity, owner = self._who(request)
