@@ -150,3 +150,27 @@ def test_command_list_and_count(server) -> None:
         fields = dict(zip(docs[1][::2], docs[1][1::2], strict=True))
         subs = fields[b"subcommands"]
         assert b"client|setname" in subs[::2]
+
+
+def test_instantaneous_ops_per_sec_follows_the_load(server) -> None:
+    """Redis's INFO field: commands per second, the mean over the last 16 intervals of hz;
+    back to 0 once the server has been idle that long."""
+    import time
+
+    r = redis.Redis(port=server.port)
+    pipe = r.pipeline(transaction=False)
+    deadline = time.monotonic() + 2.0  # 20 ticks at hz 10: the 16 samples all under load
+    sent = 0
+    started = time.monotonic()
+    while time.monotonic() < deadline:
+        for _ in range(200):
+            pipe.ping()
+        pipe.execute()
+        sent += 200
+    rate = sent / (time.monotonic() - started)
+    shown = r.info("stats")["instantaneous_ops_per_sec"]
+    # per second (not per tick, nor a sum of 16): within a factor of the client's own count
+    assert rate / 3 < shown < rate * 3, (shown, rate)
+    time.sleep(2.0)  # 20 idle ticks
+    assert r.info("stats")["instantaneous_ops_per_sec"] == 0
+    r.close()

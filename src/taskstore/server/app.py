@@ -14,7 +14,7 @@ import logging
 import secrets
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import TYPE_CHECKING, Any
 
 from taskstore.server.blocking import Waiters
@@ -77,6 +77,10 @@ class Server:
         self.load_report: LoadReport | None = None
         #: the error write commands get while the append-only file cannot be written
         self.writes_refused: str | None = None
+        #: commands per second over the last sweep intervals, as Redis's instantaneous_ops_per_sec
+        #: (16 samples, one per tick of hz): (monotonic, commands_processed) at the last tick
+        self._ops_rates: deque[float] = deque(maxlen=16)
+        self._ops_mark = (time.monotonic(), 0)
         #: the browser console (console_port), serving from start() to stop(); aiohttp and
         #: taskstore.console are imported only when it is on (docs/console.md)
         self.console: Console | None = None
@@ -338,11 +342,30 @@ class Server:
 
     # -- background work --------------------------------------------------
 
+    def _track_ops(self) -> None:
+        now, count = time.monotonic(), self.commands_processed
+        then, before = self._ops_mark
+        if now > then:
+            self._ops_rates.append((count - before) / (now - then))
+        self._ops_mark = (now, count)
+
+    def reset_ops_rate(self) -> None:
+        """CONFIG RESETSTAT: the count starts again from 0."""
+        self._ops_rates.clear()
+        self._ops_mark = (time.monotonic(), 0)
+
+    @property
+    def instantaneous_ops_per_sec(self) -> int:
+        """INFO's figure: the mean of the last 16 per-tick rates (Redis's way)."""
+        rates = self._ops_rates
+        return round(sum(rates) / len(rates)) if rates else 0
+
     async def _sweep_loop(self) -> None:
         """Active expiry: evict due tasks in small steps so clients are never stalled."""
         store = self.store
         while True:
             await asyncio.sleep(1 / self.config.hz)
+            self._track_ops()
             if self.manage_gc:
                 self._freeze_gc()
             aof = self.aof

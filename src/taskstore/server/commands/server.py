@@ -119,7 +119,7 @@ def info_sections(conn: Connection) -> dict[str, list[tuple[str, Any]]]:
         "stats": [
             ("total_connections_received", stats["total_connections_received"]),
             ("total_commands_processed", server.commands_processed),
-            ("instantaneous_ops_per_sec", 0),
+            ("instantaneous_ops_per_sec", server.instantaneous_ops_per_sec),
             ("rejected_connections", stats["rejected_connections"]),
             ("expired_keys", store_stats.get("evicted_total", 0)),
             ("evicted_keys", 0),
@@ -462,8 +462,10 @@ def config_set(conn: Connection, args: list[bytes]) -> Any:
 
 @command("resetstat", 2, summary="Resets the server's statistics.", admin=True)
 def config_resetstat(conn: Connection, args: list[bytes]) -> Any:
-    conn.server.stats.clear()
-    conn.server.commands_processed = 0
+    server = conn.server
+    server.stats.clear()
+    server.commands_processed = 0
+    server.reset_ops_rate()
     return OK
 
 
