@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import resource
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from taskstore.console.views import STATUSES, removed, summary_json
+from taskstore.server.commands.server import rss_bytes
 from taskstore.store import InvalidArgument, TaskRecord, TaskStatus
 
 if TYPE_CHECKING:
@@ -302,7 +302,7 @@ class Feed:
             "clients": len(server.clients),
             "opsPerSec": round(max(ops - ops_then, 0) / elapsed, 1),
             "cpuPercent": round(100 * (cpu - cpu_then) / max(now - cpu_then_t, 1e-6), 1),
-            "memory": _rss(),
+            "memory": rss_bytes(),
             "streams": self.streams,
         }
 
@@ -357,11 +357,3 @@ class Feed:
         for stream in list(watch.streams):
             stream.push(frame)
         self._spawn(self._count(watch))
-
-
-def _rss() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0

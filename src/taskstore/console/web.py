@@ -309,7 +309,9 @@ class Console:
             }
         )
 
-    async def task(self, request: web.Request) -> web.StreamResponse:
+    def _requested_task(self, request: web.Request) -> TaskRecord | web.StreamResponse:
+        """The task ``?id=`` names, of the owner shown; else the response to send (the
+        owner refused, or the same 404 for every id that is not the owner's)."""
         try:
             _, owner = self._who(request)
         except OwnerRefused as e:
@@ -317,17 +319,19 @@ class Console:
         record = self._find(owner, request.query.get("id"))
         if record is None:
             return _json(NOT_FOUND, 404)
+        return record
+
+    async def task(self, request: web.Request) -> web.StreamResponse:
+        record = self._requested_task(request)
+        if isinstance(record, web.StreamResponse):
+            return record
         return _json(views.detail(record, self.server.store.now_ms()))
 
     async def payload(self, request: web.Request) -> web.StreamResponse:
         """One payload of a task whole (the detail view shows large ones cut short)."""
-        try:
-            _, owner = self._who(request)
-        except OwnerRefused as e:
-            return _error(e.status, str(e))
-        record = self._find(owner, request.query.get("id"))
-        if record is None:
-            return _json(NOT_FOUND, 404)
+        record = self._requested_task(request)
+        if isinstance(record, web.StreamResponse):
+            return record
         name = request.query.get("name", "")
         if name not in views.PAYLOAD_NAMES:
             return _error(400, f"name must be one of {', '.join(views.PAYLOAD_NAMES)}")

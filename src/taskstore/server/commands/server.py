@@ -50,7 +50,8 @@ def _human(n: int) -> str:
     return str(n)
 
 
-def _rss() -> int:
+def rss_bytes() -> int:
+    """The process's resident memory (INFO used_memory_rss; the console's chart)."""
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -67,7 +68,7 @@ def info_sections(conn: Connection) -> dict[str, list[tuple[str, Any]]]:
     now = time.time()
     uptime = int(server.uptime)
     stats = server.stats
-    rss = _rss()
+    rss = rss_bytes()
     ru = resource.getrusage(resource.RUSAGE_SELF)
     if conn.is_admin:
         store_stats = server.store.stats()
