@@ -4,10 +4,10 @@ same ones ``tasks:<owner>`` carries (docs/console.md).
 Costs nothing while nobody watches: the server registers :meth:`Feed.on_change` with the
 store only while at least one stream is open (``on_active``, as the pub/sub hub does), and the
 stats ticker runs only then too. While streams are open, a change of a watched owner's task
-costs a dict update; changes are coalesced and sent every :data:`FLUSH_S` as one event per
-owner (a task changed 100 times in that window is sent once, with the status transitions it
-went through), so a page watching 1,000 changes a second costs the server a few frames a
-second, not 1,000.
+costs a dict update; changes are coalesced and sent as one event per owner, soon after a
+quiet spell and at most every :data:`BUSY_FLUSH_S` under load (a task changed 100 times in
+that window is sent once, with the status transitions it went through), so a page watching
+1,000 changes a second costs the server about one frame a second, not 1,000.
 
 Plain asyncio, no aiohttp: a :class:`Stream` is a byte queue the HTTP handler drains.
 """
@@ -30,14 +30,16 @@ if TYPE_CHECKING:
     from taskstore.console.identity import Identity
     from taskstore.server.app import Server
 
-__all__ = ["FLUSH_S", "STATS_S", "STREAM_BACKLOG_BYTES", "Feed", "Stream", "sse"]
+__all__ = ["BUSY_FLUSH_S", "FLUSH_S", "STATS_S", "STREAM_BACKLOG_BYTES", "Feed", "Stream", "sse"]
 
-#: Changes are gathered this long before they go out (the page shows them within it, well
-#: inside the second a change may take to appear). Each flush costs the server about half a
-#: millisecond with 100 changed tasks (their summaries, the frame, its write): at 1,000
-#: changes a second over 100 tasks, flushing every 250 ms added ~14 % to the server's CPU,
-#: every second ~0 (bench/console.py); 500 ms halves the 250 ms figure.
-FLUSH_S = 0.5
+#: A change after a quiet spell goes out this soon; while changes keep coming, one event at
+#: most every :data:`BUSY_FLUSH_S`, so a change is on the page within that (well inside the
+#: second the page promises). Each flush costs the server about 0.6 ms whatever it carries
+#: (the event loop, the write, the socket; ~0.2 ms of it the summaries): at 1,000 changes a
+#: second, flushing every 250 ms added ~21 % to the server's CPU, every 500 ms ~13 %
+#: (bench/console.py); the cost is the number of flushes, not their size.
+FLUSH_S = 0.1
+BUSY_FLUSH_S = 0.8
 #: One server-stats sample this often while a stream is open.
 STATS_S = 1.0
 #: A page that does not read its stream is cut off once this much waits for it; the
@@ -125,6 +127,7 @@ class Feed:
         self.on_active: Callable[[bool], None] | None = None
         self.active = False
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._flushed_at = -BUSY_FLUSH_S  # loop time of the last flush
         self._tasks: set[asyncio.Task[None]] = set()
         self._ops_at = (time.monotonic(), server.commands_processed)
         ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -226,7 +229,14 @@ class Feed:
                     watch.counts[old.value] -= 1
                 pending.transitions.append((status.value, record.last_updated_at_ms))
         if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_later(FLUSH_S, self._flush)
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """The next flush: FLUSH_S from now, but not sooner than BUSY_FLUSH_S after the last."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        delay = max(FLUSH_S, self._flushed_at + BUSY_FLUSH_S - now)
+        self._flush_handle = loop.call_later(delay, self._flush)
 
     def _flush(self) -> None:
         self._flush_handle = None
@@ -235,6 +245,7 @@ class Feed:
             # not in the append-only file yet: nobody may see it (as pub/sub); try again
             self._flush_handle = asyncio.get_running_loop().call_later(FLUSH_S, self._flush)
             return
+        self._flushed_at = asyncio.get_running_loop().time()
         server = self.server
         for watch in list(self.watches.values()):
             if not watch.pending:

@@ -431,8 +431,9 @@ class Console:
     # -- the live feed -----------------------------------------------------------------------
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        """Server-sent events: ``hello``, ``counts``, ``tasks`` (changes, every 500 ms at
-        most), ``stats`` (every second), ``reset`` (reload the list)."""
+        """Server-sent events: ``hello``, ``counts``, ``tasks`` (changes: 0.1 s after a
+        quiet spell, at most every 0.8 s), ``stats`` (every second), ``reset`` (reload the
+        list)."""
         try:
             identity, owner = self._who(request)
         except OwnerRefused as e:
