@@ -279,3 +279,106 @@ def test_reads_hiredis_takes_but_redis_refuses_go_the_exact_way(data: bytes) -> 
     assert whole == read_all(data, chunk=1)  # the exact path, a byte at a time
     cmds, err = whole
     assert err is not None or [b"~1"] in cmds or [b">1"] in cmds, whole
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"*1\r\n$04\r\nPING\r\n",  # leading zeros
+        b"*01\r\n$4\r\nPING\r\n",
+        b"*1\r\n$00\r\n\r\n",
+        b"*1\r\n$-0\r\n",
+        b"*1\r\n$+4\r\nPING\r\n",  # a sign
+        b"*1\r\n$ 4\r\nPING\r\n",  # spaces
+        b"*1\r\n$4 \r\nPING\r\n",
+    ],
+)
+def test_hiredis_refuses_every_number_that_is_not_canonical(data: bytes) -> None:
+    """What the reader's whole-read check relies on (reader._canonical): headers made only
+    of ``*``, ``$``, digits and CRLF that hiredis accepts are canonical."""
+    import hiredis
+
+    reader = hiredis.Reader()
+    reader.feed(data)
+    with pytest.raises(hiredis.ProtocolError):
+        reader.gets()
+
+
+def _element(kind: str, value: bytes) -> bytes:
+    """``value`` as one RESP element of type ``kind`` (what hiredis reads, Redis refuses
+    unless it is ``$``)."""
+    if kind == "$":
+        return b"$%d\r\n%b\r\n" % (len(value), value)
+    if kind in "+(":
+        return kind.encode() + value + b"\r\n"
+    if kind == "=":
+        return b"=%d\r\ntxt:%b\r\n" % (len(value) + 4, value)
+    if kind == "|":  # an attribute before the element
+        return b"|1\r\n+a\r\n+b\r\n" + _element("$", value)
+    return {
+        ":": b":12\r\n",
+        "_": b"_\r\n",
+        ",": b",1.5\r\n",
+        "#": b"#t\r\n",
+        "-": b"-ERR x\r\n",
+        "*": b"*1\r\n" + _element("$", value),
+        "%": b"%1\r\n" + _element("$", value) + _element("$", value),
+    }[kind]
+
+
+_plain = st.binary(min_size=0, max_size=12).filter(lambda b: b"\r" not in b and b"\n" not in b)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["*", "*", "*", "~", ">", "%"]),
+            st.lists(
+                st.tuples(
+                    st.sampled_from(["$"] * 12 + list("+=(|:_,#-*%")),
+                    st.from_regex(rb"\A[0-9]{1,6}\Z") | _plain,
+                ),
+                min_size=1,
+                max_size=4,
+            ),
+        ),
+        min_size=2,
+        max_size=6,
+    ),
+    st.integers(0, 700),
+)
+def test_any_element_type_in_a_batch_is_read_as_redis_reads_it(
+    cmds: list[tuple[str, list[tuple[str, bytes]]]], filler: int
+) -> None:
+    """Whole reads of several requests, each element of any RESP3 type (sizes that may add
+    up, digits where numbers go), checked against the exact path byte by byte: the fast
+    check must never take a read Redis would refuse. ``filler`` plain PINGs in front take
+    some reads over 8 KiB (the size check)."""
+    data = _PING * filler
+    for top, elements in cmds:
+        if top == "%" and len(elements) % 2:
+            top = "*"
+        count = len(elements) // 2 if top == "%" else len(elements)
+        data += b"%b%d\r\n" % (top.encode(), count)
+        for kind, value in elements:
+            if kind == "(" and not value.isdigit():
+                kind = "$"
+            data += _element(kind, value)
+    assert read_all(data) == read_all(data, chunk=1)
+
+
+def test_a_pipeline_cut_anywhere_reads_the_same() -> None:
+    """Two reads, cut at every offset: the first read's check must notice a request it holds
+    only part of, even when the part is a whole header (``*2\\r\\n``) or ends in CRLF."""
+    cmds = [[b"PING"], [b"SET", b"k", b"v\r\n"], [b"GET", b"k"], [b"PING"], [b"ECHO", b"\r"]] * 2
+    stream = b"".join(pack(*c) for c in cmds)
+    for cut in range(len(stream) + 1):
+        r = RequestReader()
+        got: list[list[bytes]] = []
+        for part in (stream[:cut], stream[cut:]):
+            r.feed(part)
+            out, err = r.parse()
+            assert err is None, cut
+            got += out
+        assert got == cmds, cut

@@ -175,22 +175,46 @@ _pack = cast(Callable[[tuple[bytes, ...]], bytes], hiredis.pack_command)
 
 def _canonical(cmds: list[list[bytes]], data: bytes | bytearray) -> bool:
     """Whether ``data`` is exactly the canonical encoding of ``cmds`` (arrays of bulk
-    strings, headers without leading zeros): then hiredis read nothing Redis would refuse.
+    strings), nothing before, between or after them: then hiredis read nothing Redis would
+    refuse, and the read held no part of a request.
 
-    Reads up to 8 KiB: encode the requests again in C and compare, the cheapest exact test
-    there. Larger reads: compare sizes, which copies nothing. The canonical size is the payload
-    plus ``*``/``$`` headers whose digit counts come from one ``str()`` of the counts and one
-    of the lengths (``len(str([8, 36])) == digits + 2 * items``). Sizes alone are exact only
-    when no element can take more bytes than its canonical form, or stand in for an array
-    with as many: a verbatim string (``=``), an attribute (``|``), a map, set or push at the
-    top (``%``, ``~``, ``>``). A read holding any of those bytes is compared in full; what
-    is left (simple strings, numbers, nulls, errors, nested arrays) takes fewer bytes or fails
-    the type check.
+    hiredis reads every reply type, Redis only arrays of bulk strings. What differs is the
+    type byte of a header, since hiredis itself refuses any number that is not canonical
+    (leading zeros, signs, spaces: tests/protocol/test_reader.py). Three ways to check, the
+    cheapest that is exact for the read:
+
+    - Up to three requests: encode them again in C (``hiredis.pack_command``) and compare.
+    - More, up to 8 KiB: every argument hiredis returns as bytes is a verbatim slice of the
+      read. Delete the bytes canonical headers are made of (``*``, ``$``, digits, CR, LF) from
+      the read and from the joined arguments: what is left of the read is longer exactly
+      when some header holds another byte (a type other than ``*``/``$``, a verbatim
+      string's format) or bytes follow the last request. A request hiredis has not finished
+      (only header bytes, say ``*2\r\n``) leaves nothing, so the read must also end with
+      CRLF and hold no CR beyond the requests' own: one per array header, two per bulk
+      string, and those inside the arguments. Any value that is not bytes (numbers, nulls,
+      errors, nested arrays, a bare bulk string at the top) makes the join raise TypeError.
+      Half to a third of the cost of encoding every request again.
+    - Larger reads: compare sizes, which copies nothing. The canonical size is the payload
+      plus ``*``/``$`` headers whose digit counts come from one ``str()`` of the counts and one
+      of the lengths (``len(str([8, 36])) == digits + 2 * items``). Sizes alone are exact only
+      when no element can take more bytes than its canonical form, or stand in for an array
+      with as many: a verbatim string (``=``), an attribute (``|``), a map, set or push at the
+      top (``%``, ``~``, ``>``). A read holding any of those bytes is checked as above; what
+      is left (simple strings, numbers, nulls, errors, nested arrays) takes fewer bytes or
+      fails the type check.
     """
     if len(cmds) == 1:
         return _pack(tuple(cmds[0])) == data
-    if len(data) <= 8192 or _SIZE_UNSAFE.search(data) is not None:
+    if len(cmds) < 4:
         return b"".join(map(_pack, map(tuple, cmds))) == data
+    if len(data) <= 8192 or _SIZE_UNSAFE.search(data) is not None:
+        payload = b"".join(chain.from_iterable(cmds))  # TypeError for anything but bytes
+        return (
+            data.endswith(b"\r\n")
+            and data.count(b"\r") == len(cmds) + 2 * sum(map(len, cmds)) + payload.count(b"\r")
+            and len(data.translate(None, _HEADER_BYTES))
+            == len(payload.translate(None, _HEADER_BYTES))
+        )
     args = list(chain.from_iterable(cmds))
     if not all(map(isinstance, args, repeat(bytes))):
         return False
@@ -199,6 +223,9 @@ def _canonical(cmds: list[list[bytes]], data: bytes | bytearray) -> bool:
     size = len(counts) + len(str(counts)) + 3 * len(args) + sum(lengths) + len(str(lengths))
     return size == len(data)
 
+
+#: the bytes of canonical request headers (see _canonical)
+_HEADER_BYTES = b"*$0123456789\r\n"
 
 #: type bytes after which sizes alone could hide a request Redis refuses (see _canonical)
 _SIZE_UNSAFE = re.compile(rb"[=|%~>]")
@@ -272,14 +299,29 @@ class RequestReader:
     def _whole(self, data: bytes) -> bool:
         """Parse a read that holds only whole, plain multibulk requests (see :meth:`_fast`
         for the check) into ``_ready``; False, with nothing changed, for anything else."""
-        if _large_header(data, 0, len(data)) >= 0:
-            return False
+        if _LARGE_ARRAY.search(data) is not None or (
+            b">" in data and _LARGE_PUSH.search(data) is not None
+        ):
+            return False  # _large_header's test, for a whole read (no bounds to pass: cheaper)
+        size = len(data)
+        # _hiredis and _canonical written out: this runs once per read of every client
+        hi = self._hi
+        if hi is None:
+            hi = self._hi = hiredis.Reader()
         try:
-            cmds, partial = self._hiredis(data, 0, len(data))
+            hi.feed(data)
+            gets = hi.gets
+            cmds: list[list[bytes]] = []
+            while (cmd := gets()) is not False:
+                cmds.append(cmd)
             ok = (
-                not partial
-                and _canonical(cmds, data)
-                and (len(data) <= self.limits.proto_max_bulk_len or not self._over_max_bulk(cmds))
+                not hi.has_data()
+                and (
+                    _pack(tuple(cmds[0])) == data
+                    if len(cmds) == 1
+                    else bool(cmds) and _canonical(cmds, data)
+                )
+                and (size <= self.limits.proto_max_bulk_len or not self._over_max_bulk(cmds))
             )
         except (hiredis.ProtocolError, TypeError):
             ok = False
