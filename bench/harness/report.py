@@ -18,6 +18,8 @@ SHORT = {
     "taskstore-uvloop+aof-always": "uvloop AOF always",
     "redis+aof-everysec": "redis AOF everysec",
     "redis+aof-always": "redis AOF always",
+    "floor-bare": "floor (hiredis only)",
+    "floor-reader": "floor (taskstore's reader)",
 }
 
 
@@ -209,7 +211,7 @@ def table(header: list[str], body: list[list[str]], align: list[str] | None = No
 def main_table(results: dict[str, Any]) -> str:
     servers = results["servers"]
     rows = _rows_by_key(results)
-    ts = [s for s in TASKSTORES if s in servers]
+    ts = [s for s in (*TASKSTORES, "floor-bare", "floor-reader") if s in servers]
     header = ["workload", "-P"] + [f"{SHORT[s]} µs/op" for s in servers]
     if "redis" in servers:
         header += [f"{SHORT[s]}/redis CPU" for s in ts]

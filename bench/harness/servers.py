@@ -32,7 +32,16 @@ PERSISTENT = tuple(
     for base in ("taskstore-uvloop", "redis")
     for mode in ("everysec", "always")
 )
-SERVER_NAMES = ("taskstore-asyncio", "taskstore-uvloop", "redis", "fakeredis", *PERSISTENT)
+#: "floor-<level>": bench/harness/floor_server.py, the least a Python server can do (issue 16)
+FLOORS = ("floor-bare", "floor-reader")
+SERVER_NAMES = (
+    "taskstore-asyncio",
+    "taskstore-uvloop",
+    "redis",
+    "fakeredis",
+    *PERSISTENT,
+    *FLOORS,
+)
 
 _READY = re.compile(r"ready on (\S+):(\d+)")
 _LIVE: set[ServerProc] = set()
@@ -105,6 +114,15 @@ def command(name: str, port: int, extra: tuple[str, ...] = ()) -> list[str]:
         return [
             sys.executable,
             str(BENCH_DIR / "harness" / "fakeredis_server.py"),
+            "--port",
+            str(port),
+        ]
+    if name in FLOORS:
+        return [
+            sys.executable,
+            str(BENCH_DIR / "harness" / "floor_server.py"),
+            "--level",
+            name.split("-", 1)[1],
             "--port",
             str(port),
         ]
