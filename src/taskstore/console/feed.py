@@ -7,7 +7,8 @@ stats ticker runs only then too. While streams are open, a change of a watched o
 costs a dict update; changes are coalesced and sent as one event per owner, soon after a
 quiet spell and at most every :data:`BUSY_FLUSH_S` under load (a task changed 100 times in
 that window is sent once, with the status transitions it went through), so a page watching
-1,000 changes a second costs the server about one frame a second, not 1,000.
+1,000 changes a second costs the server about one write a second, not 1,000; the stats sample
+due meanwhile goes in the same write.
 
 Plain asyncio, no aiohttp: a :class:`Stream` is a byte queue the HTTP handler drains.
 """
@@ -133,6 +134,7 @@ class Feed:
         ru = resource.getrusage(resource.RUSAGE_SELF)
         self._cpu_at = (time.monotonic(), ru.ru_utime + ru.ru_stime)
         self._last_sample: dict[str, Any] | None = None
+        self._stats_due = False  # a sample waits for the flush that is on its way
 
     @property
     def streams(self) -> int:
@@ -268,6 +270,8 @@ class Feed:
                     stream.close()
                 if stream.closed:
                     self.close(stream)
+        if self._stats_due:
+            self._send_stats()
 
     async def _count(self, watch: _Watch) -> None:
         """Count the owner's tasks per status, a TASK.LIST page at a time with the loop
@@ -333,26 +337,36 @@ class Feed:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(STATS_S)
-            sample = self._last_sample = self._sample()
-            server = self.server
-            admin_frame: bytes | None = None
-            for watch in list(self.watches.values()):
-                self._check_drift(watch)
-                owner_frame: bytes | None = None
-                for stream in list(watch.streams):
-                    if not stream.identity.still_valid(server):
-                        self.close(stream)
-                        continue
-                    if stream.identity.admin:
-                        if admin_frame is None:
-                            admin_frame = sse("stats", self._stats_for(stream, watch, sample))
-                        stream.push(admin_frame)
-                    else:
-                        if owner_frame is None:
-                            owner_frame = sse("stats", self._stats_for(stream, watch, sample))
-                        stream.push(owner_frame)
-                    if stream.closed:
-                        self.close(stream)
+            if self._flush_handle is not None:
+                # changes go out within BUSY_FLUSH_S: the sample goes with them, one write
+                # (and one wake-up of the page) instead of two
+                self._stats_due = True
+                continue
+            self._send_stats()
+
+    def _send_stats(self) -> None:
+        """A stats sample to every stream (and a recount where FLUSHALL dropped tasks)."""
+        self._stats_due = False
+        sample = self._last_sample = self._sample()
+        server = self.server
+        admin_frame: bytes | None = None
+        for watch in list(self.watches.values()):
+            self._check_drift(watch)
+            owner_frame: bytes | None = None
+            for stream in list(watch.streams):
+                if not stream.identity.still_valid(server):
+                    self.close(stream)
+                    continue
+                if stream.identity.admin:
+                    if admin_frame is None:
+                        admin_frame = sse("stats", self._stats_for(stream, watch, sample))
+                    stream.push(admin_frame)
+                else:
+                    if owner_frame is None:
+                        owner_frame = sse("stats", self._stats_for(stream, watch, sample))
+                    stream.push(owner_frame)
+                if stream.closed:
+                    self.close(stream)
 
     def _check_drift(self, watch: _Watch) -> None:
         """FLUSHALL drops tasks without a change event: when the owner's count no longer
