@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.metadata
 import socket
 import threading
@@ -225,7 +226,9 @@ class _SlowClosingLoop(asyncio.SelectorEventLoop):
         super().close()
 
 
-def test_stop_after_failed_start_returns_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stop_after_failed_start_returns_quietly(
+    monkeypatch: pytest.MonkeyPatch, recwarn: pytest.WarningsRecorder
+) -> None:
     monkeypatch.setattr(asyncio, "new_event_loop", _SlowClosingLoop)
     before = runner_threads()
     with socket.socket() as blocker:
@@ -242,6 +245,9 @@ def test_stop_after_failed_start_returns_quietly(monkeypatch: pytest.MonkeyPatch
             finally:
                 print(f"stop() after a failed start took {time.perf_counter() - started:.3f} s")
                 _wait_threads(before)
+    gc.collect()  # a shutdown scheduled on the dying loop would warn when collected
+    never_run = [w for w in recwarn.list if "was never awaited" in str(w.message)]
+    assert not never_run, [str(w.message) for w in never_run]
 
 
 def test_shutdown_over_the_wire_stops_server_thread() -> None:

@@ -459,7 +459,9 @@ class ServerThread:
         loop, thread = self._loop, self._thread
         if thread is None:
             return
-        if loop is not None and thread.is_alive():
+        # after a failed start the thread is on its way out and nothing is left to stop: a
+        # shutdown scheduled now could land on a loop that closes before running it
+        if loop is not None and thread.is_alive() and self._error is None:
             try:
                 loop.call_soon_threadsafe(self.server.request_shutdown)
             except RuntimeError:
