@@ -305,6 +305,16 @@ def open_page(browser) -> None:
     browser.wait(lambda: len(browser.rows()) == 50, 10, "the page lists tasks")
 
 
+#: Part B's modes, in the order each round runs them.
+MODES = (
+    "console off",
+    "console on, no page",
+    "event stream read by curl",
+    "browser on about:blank",
+    "page open",
+)
+
+
 def part_b(src: Path, seconds: float, rate: int, rounds: int) -> dict[str, object]:
     from console.browser import Browser, missing
 
@@ -314,7 +324,7 @@ def part_b(src: Path, seconds: float, rate: int, rounds: int) -> dict[str, objec
     console_port = free_port()
     off = ServerProc(src, "--max-tasks-per-owner", "0")
     on = ServerProc(src, "--max-tasks-per-owner", "0", "--console-port", str(console_port))
-    runs: dict[str, list[dict]] = {"console off": [], "console on, no page": [], "page open": []}
+    runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
     try:
         for server in (off, on):
             with redis.Redis(port=server.port) as client:
@@ -326,8 +336,24 @@ def part_b(src: Path, seconds: float, rate: int, rounds: int) -> dict[str, objec
             print(f"round {r + 1}/{rounds}", file=sys.stderr)
             runs["console off"].append(measure(off, seconds, rate, None))
             runs["console on, no page"].append(measure(on, seconds, rate, None))
+            # the same stream read by curl, no browser on the machine
+            curl = subprocess.Popen(
+                ["curl", "-sN", "-o", "/dev/null", f"http://127.0.0.1:{console_port}/api/events"]
+            )
+            try:
+                time.sleep(1)
+                runs["event stream read by curl"].append(measure(on, seconds, rate, curl.pid))
+            finally:
+                curl.terminate()
+                curl.wait()
+            # one browser: first on about:blank (what its presence alone does to the
+            # server's figure), then on the console
             browser = Browser()
             try:
+                browser.get("about:blank")
+                time.sleep(1)
+                pid = browser.driver.service.process.pid
+                runs["browser on about:blank"].append(measure(on, seconds, rate, pid))
                 browser.get(f"http://127.0.0.1:{console_port}/")
                 open_page(browser)
                 time.sleep(1)
@@ -347,39 +373,67 @@ def part_b(src: Path, seconds: float, rate: int, rounds: int) -> dict[str, objec
             "runs": items,
         }
     base = summary["console on, no page"]["server_cpu_pct_median"]
+    for mode, key in (("page open", "page"), ("event stream read by curl", "curl")):
+        value = summary[mode]["server_cpu_pct_median"]
+        summary[f"{key}_added_points"] = round(value - base, 2)
+        summary[f"{key}_added_pct"] = round(100 * (value - base) / base, 1) if base else None
+    # against the same browser showing about:blank: the page's own cost
+    blank = summary["browser on about:blank"]["server_cpu_pct_median"]
     page = summary["page open"]["server_cpu_pct_median"]
-    summary["added_points"] = round(page - base, 2)
-    summary["added_by_page_pct"] = round(100 * (page - base) / base, 1) if base else None
+    summary["page_vs_blank_points"] = round(page - blank, 2)
+    summary["page_vs_blank_pct"] = round(100 * (page - blank) / blank, 1) if blank else None
+    # the same, round by round (a slow drift of the machine cancels out in a pair)
+    for key, other in (
+        ("page_minus_blank", "browser on about:blank"),
+        ("page_minus_no_page", "console on, no page"),
+    ):
+        diffs = [
+            p["server_cpu_pct"] - o["server_cpu_pct"]
+            for p, o in zip(runs["page open"], runs[other], strict=True)
+        ]
+        rel = [
+            100 * (p["server_cpu_pct"] - o["server_cpu_pct"]) / o["server_cpu_pct"]
+            for p, o in zip(runs["page open"], runs[other], strict=True)
+        ]
+        summary[key] = {
+            "median_points": round(statistics.median(diffs), 3),
+            "median_pct": round(statistics.median(rel), 1),
+            "points": [round(d, 3) for d in diffs],
+        }
     return summary
 
 
-def report(a: dict, b: dict, args: argparse.Namespace) -> str:
+def report(a: dict | None, b: dict | None, args: argparse.Namespace) -> str:
     with open("/proc/loadavg") as f:
         loadavg = " ".join(f.read().split()[:3])
     lines = [
         f"bench/console.py --seconds {args.seconds:g} --rate {args.rate} --rounds {args.rounds}"
-        + (f" --baseline {args.baseline}" if args.baseline else ""),
+        + (f" --baseline {args.baseline}" if args.baseline else "")
+        + (f" --part {args.part}" if args.part != "both" else ""),
         f"machine: {os.cpu_count()} CPUs, load average at the end {loadavg}",
-        "",
-        "Part A, console off",
-        f"  probe (Server with console_port 0): {json.dumps(a['probe'])}",
-        f"  import taskstore.server.cli, cumulative us (best of 5): {a['import_time_us']}",
-        "  redis-benchmark -P 16 -c 50, server CPU us/op (median) and rps:",
     ]
-    for key, row in sorted(a["benchmark"].items()):
-        lines.append(
-            f"    {key:<28} {row['server_cpu_us_per_op']:>7.3f} us/op  {row['rps']:>8} rps"
-            f"  runs {row['runs_us']}"
-        )
+    if a is not None:
+        lines += [
+            "",
+            "Part A, console off",
+            f"  probe (Server with console_port 0): {json.dumps(a['probe'])}",
+            f"  import taskstore.server.cli, cumulative us (best of 5): {a['import_time_us']}",
+            "  redis-benchmark -P 16 -c 50, server CPU us/op (median) and rps:",
+        ]
+        for key, row in sorted(a["benchmark"].items()):
+            lines.append(
+                f"    {key:<28} {row['server_cpu_us_per_op']:>7.3f} us/op  {row['rps']:>8} rps"
+                f"  runs {row['runs_us']}"
+            )
+    if b is None:
+        return "\n".join(lines)
     lines += ["", f"Part B, {args.rate} TASK.UPDATEs a second for {args.seconds:g} s"]
-    for mode in ("console off", "console on, no page", "page open"):
+    for mode in MODES:
         row = b[mode]
-        lines.append(f"  {mode:<20} server CPU {row['server_cpu_pct_median']:>5.2f} % (median)")
+        lines.append(f"  {mode:<26} server CPU {row['server_cpu_pct_median']:>5.2f} % (median)")
         for run in row["runs"]:
             extra = (
-                f", browser {run['browser_cpu_pct']} %"
-                if run["browser_cpu_pct"] is not None
-                else ""
+                f", reader {run['browser_cpu_pct']} %" if run["browser_cpu_pct"] is not None else ""
             )
             lines.append(
                 f"      {run['updates']} updates in {run['wall_s']} s ({run['rate']}/s): server "
@@ -387,10 +441,19 @@ def report(a: dict, b: dict, args: argparse.Namespace) -> str:
                 f"{run['driver_cpu_pct']} %{extra}, machine "
                 f"busy {run['machine_busy_pct']} % of {run['cpus']} CPUs"
             )
-    lines.append(
-        f"  a page open adds {b['added_points']} percentage points of one CPU to the server "
-        f"({b['added_by_page_pct']} % more than with the console on and no page)"
-    )
+    lines += [
+        f"  a page open adds {b['page_added_points']} percentage points of one CPU to the "
+        f"server ({b['page_added_pct']} % more than with the console on and no page)",
+        f"  the stream read by curl adds {b['curl_added_points']} points ({b['curl_added_pct']} %)",
+        f"  the page against the same browser on about:blank: {b['page_vs_blank_points']} "
+        f"points ({b['page_vs_blank_pct']} %)",
+    ]
+    for key, label in (("page_minus_blank", "about:blank"), ("page_minus_no_page", "no page")):
+        pair = b[key]
+        lines.append(
+            f"  round by round, page minus {label}: median {pair['median_points']} points "
+            f"({pair['median_pct']} %), each round {pair['points']}"
+        )
     return "\n".join(lines)
 
 
@@ -401,13 +464,16 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline", help="git revision to compare part A with")
     parser.add_argument("--json", help="also write every number to this file")
+    parser.add_argument("--part", choices=("a", "b", "both"), default="both")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="taskstore-console-bench-") as tmp:
         trees = {"with console code": _extract(Path(tmp) / "current", None)}
         if args.baseline:
             trees["without"] = _extract(Path(tmp) / "baseline", args.baseline)
-        a = part_a(trees, args.rounds)
-        b = part_b(trees["with console code"], args.seconds, args.rate, args.rounds)
+        a = part_a(trees, args.rounds) if args.part != "b" else None
+        b = None
+        if args.part != "a":
+            b = part_b(trees["with console code"], args.seconds, args.rate, args.rounds)
     print(report(a, b, args))
     if args.json:
         Path(args.json).write_text(json.dumps({"a": a, "b": b}, indent=2) + "\n")

@@ -32,7 +32,14 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
 from harness import report  # noqa: E402
-from harness.servers import ROOT, SERVER_NAMES, child_env, is_taskstore, stop_all  # noqa: E402
+from harness.servers import (  # noqa: E402
+    FLOORS,
+    ROOT,
+    SERVER_NAMES,
+    child_env,
+    is_taskstore,
+    stop_all,
+)
 from harness.workloads import (  # noqa: E402
     THROUGHPUT_WORKLOADS,
     WORKLOADS,
@@ -59,8 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
 
     def pick(raw: str, allowed: tuple[str, ...], what: str) -> list[str]:
-        if not raw:
-            return list(allowed)
+        if not raw:  # everything but the floors, which serve only PING, HSET and HGETALL
+            return [x for x in allowed if x not in FLOORS]
         chosen = [x.strip() for x in raw.split(",") if x.strip()]
         bad = [x for x in chosen if x not in allowed]
         if bad:
