@@ -203,7 +203,19 @@ class AppendOnlyFile:
     # -- Journal ----------------------------------------------------------
 
     def changed(self, record: TaskRecord) -> None:
-        self._append(encode_set(record))
+        # encode_set, frame and _append written out: this runs for every change the server
+        # makes (0.15 us of 0.9 per TASK.CREATE was the calls and the header + payload copy)
+        payload = _dumps((SET, record_state(record)), MARSHAL_VERSION)
+        n = len(payload)
+        header = _pack_frame(n, _crc32(payload), n ^ 0xFFFFFFFF)
+        buffer = self.buffer
+        buffer += header
+        buffer += payload
+        self.appended += 1
+        tail = self.tail
+        if tail is not None:
+            tail += header
+            tail += payload
 
     def removed(self, record: TaskRecord) -> None:
         self._append(frame(_dumps((REMOVE, record.owner, record.task_id), MARSHAL_VERSION)))

@@ -39,6 +39,9 @@ class StateError(ValueError):
 
 
 _STATUSES = {status.value: status for status in TaskStatus}
+#: status -> its plain str (marshal takes no str subclass; a lookup costs a fifth of
+#: the enum's ``value`` property, and this runs for every change that is logged)
+_VALUES = {status: status.value for status in TaskStatus}
 
 
 def record_state(record: TaskRecord) -> tuple[Any, ...]:
@@ -65,7 +68,7 @@ def record_state(record: TaskRecord) -> tuple[Any, ...]:
         record.owner,
         record.task_id,
         record.seq,
-        record.status.value,
+        _VALUES[record.status],
         record.status_message,
         record.created_at_ms,
         record.last_updated_at_ms,
