@@ -102,3 +102,44 @@ def check_report(data: dict, md: str) -> None:
     assert "## Targets" in md
     targets = {t["target"]: t for t in data["targets"]}
     assert any(name.startswith("CPU/op PING -P16") for name in targets)
+
+
+@pytest.mark.timeout(600)
+def test_bench_floor_servers_answer_the_workloads_they_serve() -> None:
+    """The floor servers (bench/harness/floor_server.py, the yardsticks of bench/README.md
+    "The floor") run PING, HGETALL and HSET through redis-benchmark without an error; the
+    reader level refuses what taskstore's reader refuses."""
+    if shutil.which("redis-benchmark") is None:
+        pytest.fail("redis-benchmark is not installed (apt-get install redis-tools)")
+    with tempfile.TemporaryDirectory(prefix="bench-floor-") as out:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(RUN),
+                "--quick",
+                "--name",
+                "floor",
+                "--only",
+                "ping,task.get,task.create",
+                "--servers",
+                "floor-bare,floor-reader",
+                "--out",
+                out,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=500,
+            cwd=str(ROOT),
+        )
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        data = json.loads((Path(out) / "floor.json").read_text())
+    rows = data["throughput"]
+    served = {(r["server"], r["workload"], r["pipeline"]) for r in rows if r["status"] == "ok"}
+    for server in ("floor-bare", "floor-reader"):
+        for workload in ("ping", "task.get", "task.create"):
+            for pipeline in PIPELINES:
+                assert (server, workload, pipeline) in served, (server, workload, pipeline)
+    assert all(r["cpu_us_per_op_reported"] > 0 for r in rows if r["status"] == "ok")
+    # inline PING: the bare level leaves it to hiredis (refused), the reader reads it
+    inline = {r["server"]: r["status"] for r in rows if r.get("variant") == "inline"}
+    assert inline.get("floor-reader") == "ok" and inline.get("floor-bare") == "error", inline
