@@ -11,10 +11,13 @@ they were at ``--baseline`` (the commit before the console) and taskstore/consol
 
 Part B, a page watching: ``taskstore-server`` (a process of its own) takes 1,000 TASK.UPDATEs
 a second from redis-py for ``--seconds``, over 100 tasks of the anonymous owner; its CPU
-(utime + stime from /proc/<pid>/stat) is read around each run, with the console off, on with no
-page, and on with a real headless chromium page open on it (Debian's chromium, as the tests
-use it). The modes alternate for ``--rounds`` rounds; the medians are reported, with how busy
-the machine was (all CPUs, /proc/stat) and what the driver and the browser used.
+(schedstat nanoseconds, and utime + stime from /proc/<pid>/stat as a cross-check) is read
+around each run, in five modes (MODES): the console off; on with no page; its event stream
+read by curl (no browser); a headless chromium on about:blank (the browser's presence alone);
+the same chromium on the console page (Debian's chromium, as the tests use it). The modes
+alternate for ``--rounds`` rounds; the medians are reported, the page's differences round by
+round too, with how busy the machine was (all CPUs, /proc/stat) and what the driver and the
+reader (curl, the browser) used. ``--part a`` or ``--part b`` runs one part.
 
 Not part of the test suite (its timing would depend on the machine); the numbers in
 docs/console.md come from here.
