@@ -19,6 +19,18 @@ WORKLOADS = ("ping", "task.get")
 PIPELINES = (1, 16)
 
 
+def run_quick(out: str, name: str, *args: str) -> None:
+    """``bench/run.py --quick`` into ``out``; it must exit 0."""
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--quick", "--name", name, "--out", out, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=str(ROOT),
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
 @pytest.mark.timeout(900)
 def test_bench_quick_smoke() -> None:
     if not RUN.exists():
@@ -26,24 +38,7 @@ def test_bench_quick_smoke() -> None:
     if shutil.which("redis-benchmark") is None:
         pytest.skip("redis-benchmark is not installed")
     with tempfile.TemporaryDirectory(prefix="bench-smoke-") as out:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                str(RUN),
-                "--quick",
-                "--name",
-                "smoke-test",
-                "--only",
-                ",".join(WORKLOADS),
-                "--out",
-                out,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=str(ROOT),
-        )
-        assert proc.returncode == 0, proc.stderr[-4000:]
+        run_quick(out, "smoke-test", "--only", ",".join(WORKLOADS))
         out_dir = Path(out)
         data = json.loads((out_dir / "smoke-test.json").read_text())
         md = (out_dir / "smoke-test.md").read_text()
@@ -112,26 +107,14 @@ def test_bench_floor_servers_answer_the_workloads_they_serve() -> None:
     if shutil.which("redis-benchmark") is None:
         pytest.fail("redis-benchmark is not installed (apt-get install redis-tools)")
     with tempfile.TemporaryDirectory(prefix="bench-floor-") as out:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                str(RUN),
-                "--quick",
-                "--name",
-                "floor",
-                "--only",
-                "ping,task.get,task.create",
-                "--servers",
-                "floor-bare,floor-reader",
-                "--out",
-                out,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=500,
-            cwd=str(ROOT),
+        run_quick(
+            out,
+            "floor",
+            "--only",
+            "ping,task.get,task.create",
+            "--servers",
+            "floor-bare,floor-reader",
         )
-        assert proc.returncode == 0, proc.stderr[-4000:]
         data = json.loads((Path(out) / "floor.json").read_text())
     rows = data["throughput"]
     served = {(r["server"], r["workload"], r["pipeline"]) for r in rows if r["status"] == "ok"}

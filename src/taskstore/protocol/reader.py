@@ -203,8 +203,6 @@ def _canonical(cmds: list[list[bytes]], data: bytes | bytearray) -> bool:
       is left (simple strings, numbers, nulls, errors, nested arrays) takes fewer bytes or
       fails the type check.
     """
-    if len(cmds) == 1:
-        return _pack(tuple(cmds[0])) == data
     if len(cmds) < 4:
         return b"".join(map(_pack, map(tuple, cmds))) == data
     if len(data) <= 8192 or _SIZE_UNSAFE.search(data) is not None:
@@ -304,7 +302,8 @@ class RequestReader:
         ):
             return False  # _large_header's test, for a whole read (no bounds to pass: cheaper)
         size = len(data)
-        # _hiredis and _canonical written out: this runs once per read of every client
+        # _hiredis written out, and _canonical's test for one request (the commonest read):
+        # this runs once per read of every client
         hi = self._hi
         if hi is None:
             hi = self._hi = hiredis.Reader()
